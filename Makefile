@@ -1,0 +1,169 @@
+# gpupool - plain Makefile.
+#
+#   make            build/libgpupool.so, build/sim/*, build/gpupool
+#   make test       the whole suite (unit, simulator, hook integration, fuzz replay)
+#   make check      the same suite built and run under ASan + UBSan (build/asan)
+#   make demo       two tenants sharing one simulated GPU
+#   make bench      benchmarks; tables on stdout, JSON in bench/results/
+#   make fuzz       run the libFuzzer targets for FUZZ_SECONDS each (needs clang)
+#
+# Every target first makes sure the Debian packages are there
+# (scripts/install-deps installs them as root, or prints the apt-get line).
+
+CUDA_HOME ?= /usr/local/cuda
+B ?= build
+CC ?= gcc
+CFLAGS ?= -O2 -g
+SAN ?=
+ARCH := $(shell uname -m)
+FUZZ_SECONDS ?= 60
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -Iinclude -Isrc \
+	-isystem $(CUDA_HOME)/include -MMD -MP
+# Parts are hidden by default; the simulator exports through its map instead.
+HIDDEN := -fvisibility=hidden
+ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS)
+LDLIBS := -ldl -lpthread
+
+obj = $(patsubst src/%.c,$(B)/obj/%.o,$(patsubst src/%.S,$(B)/obj/%.o,$(1)))
+
+COMMON_SRC := $(wildcard src/common/*.c)
+REGION_SRC := $(wildcard src/region/*.c)
+HOOK_SRC := $(wildcard src/hook/*.c) $(wildcard src/hook/*_$(ARCH).S)
+SIM_NVML_SRC := $(wildcard src/sim/nvml*.c)
+SIM_CUDA_SRC := $(filter-out $(SIM_NVML_SRC),$(wildcard src/sim/*.c))
+CLI_SRC := $(wildcard src/cli/*.c)
+
+COMMON_OBJ := $(call obj,$(COMMON_SRC))
+REGION_OBJ := $(call obj,$(REGION_SRC))
+HOOK_OBJ := $(call obj,$(HOOK_SRC))
+SIM_CUDA_OBJ := $(call obj,$(SIM_CUDA_SRC))
+SIM_NVML_OBJ := $(call obj,$(SIM_NVML_SRC))
+CLI_OBJ := $(call obj,$(CLI_SRC))
+
+HOOK_LIB := $(B)/libgpupool.so
+SIM_CUDA := $(B)/sim/libcuda.so.1
+SIM_NVML := $(B)/sim/libnvidia-ml.so.1
+CLI := $(B)/gpupool
+DEPS_OK := $(B)/.deps-ok
+
+.PHONY: all test check demo bench fuzz clean deps
+all: $(HOOK_LIB) $(SIM_CUDA) $(SIM_NVML) $(CLI)
+
+# --- dependencies -----------------------------------------------------------
+$(DEPS_OK): scripts/install-deps
+	@mkdir -p $(@D)
+	@scripts/install-deps
+	@touch $@
+deps: $(DEPS_OK)
+
+# --- objects ----------------------------------------------------------------
+$(B)/obj/sim/%.o: src/sim/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+$(B)/obj/%.o: src/%.c | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HIDDEN) -c $< -o $@
+$(B)/obj/%.o: src/%.S | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HIDDEN) -c $< -o $@
+
+# Internal archives: unit tests and programs pick only what they use.
+$(B)/libgpcommon.a: $(COMMON_OBJ) $(REGION_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgphook.a: $(HOOK_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# --- the hook ---------------------------------------------------------------
+# The export list is generated from the one list of interposed symbols.
+$(B)/hook.map: src/hook/hooks.def
+	@mkdir -p $(@D)
+	{ echo '{ global:'; echo ' dlsym;'; \
+	  sed -n 's/^HOOK_[A-Z]*(\([A-Za-z0-9_]*\)).*/ \1;/p' $<; \
+	  echo ' local: *; };'; } > $@
+$(HOOK_LIB): $(HOOK_OBJ) $(REGION_OBJ) $(COMMON_OBJ) $(B)/hook.map
+	$(CC) $(SAN) -shared -Wl,-soname,libgpupool.so -Wl,-Bsymbolic-functions \
+		-Wl,-z,defs -Wl,--version-script=$(B)/hook.map \
+		-o $@ $(HOOK_OBJ) $(REGION_OBJ) $(COMMON_OBJ) $(LDLIBS)
+
+# --- the simulator ----------------------------------------------------------
+$(SIM_CUDA): $(SIM_CUDA_OBJ) $(COMMON_OBJ) src/sim/libcuda.map
+	@mkdir -p $(@D)
+	$(CC) $(SAN) -shared -Wl,-soname,libcuda.so.1 -Wl,-Bsymbolic -Wl,-z,defs \
+		-Wl,--version-script=src/sim/libcuda.map \
+		-o $@ $(SIM_CUDA_OBJ) $(COMMON_OBJ) $(LDLIBS)
+	ln -sf libcuda.so.1 $(B)/sim/libcuda.so
+$(SIM_NVML): $(SIM_NVML_OBJ) $(COMMON_OBJ) $(SIM_CUDA) src/sim/libnvidia-ml.map
+	$(CC) $(SAN) -shared -Wl,-soname,libnvidia-ml.so.1 -Wl,-Bsymbolic -Wl,-z,defs \
+		-Wl,--version-script=src/sim/libnvidia-ml.map -Wl,-rpath,'$$ORIGIN' \
+		-o $@ $(SIM_NVML_OBJ) $(COMMON_OBJ) -L$(B)/sim -l:libcuda.so.1 $(LDLIBS)
+	ln -sf libnvidia-ml.so.1 $(B)/sim/libnvidia-ml.so
+
+# --- the command ------------------------------------------------------------
+$(CLI): $(CLI_OBJ) $(B)/libgpcommon.a
+	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(B)/libgpcommon.a $(LDLIBS)
+
+# --- tests ------------------------------------------------------------------
+# tests/unit/test_X.c       cmocka, linked with the internal archives
+# tests/integration/*.c     programs on the simulator; test_* are cmocka
+#                           drivers, the rest are workloads they start
+# tests/fuzz/fuzz_X.c       libFuzzer targets; `make test` replays them
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRC))
+ITEST_LIB_SRC := $(wildcard tests/integration/lib*.c)
+ITEST_SRC := $(filter-out $(ITEST_LIB_SRC),$(wildcard tests/integration/*.c))
+ITEST_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(ITEST_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(FUZZ_SRC))
+TEST_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS) -Itests -Wno-missing-prototypes
+
+$(B)/tests/unit/%: tests/unit/%.c $(B)/libgphook.a $(B)/libgpcommon.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(B)/libgphook.a $(B)/libgpcommon.a -lcmocka $(LDLIBS)
+$(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB_SRC) $(B)/libgpcommon.a $(SIM_CUDA) $(SIM_NVML) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(ITEST_LIB_SRC) $(B)/libgpcommon.a \
+		-L$(B)/sim -lcuda -lnvidia-ml -lcmocka $(LDLIBS)
+$(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(B)/libgphook.a $(B)/libgpcommon.a | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(B)/libgphook.a $(B)/libgpcommon.a $(LDLIBS)
+
+TEST_BINS = $(UNIT_BIN) $(ITEST_BIN) $(FUZZ_BIN)
+test: all $(TEST_BINS)
+	@GP_BUILD=$(B) GP_SAN="$(SAN)" tests/run
+
+check:
+	@$(MAKE) --no-print-directory B=build/asan CFLAGS="-O1 -g" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
+
+# --- demo and benchmarks ----------------------------------------------------
+demo: all $(B)/tests/integration/workload
+	@GP_BUILD=$(B) scripts/demo
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
+$(B)/bench/%: bench/%.c $(SIM_CUDA) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< -L$(B)/sim -lcuda $(LDLIBS)
+bench: all $(BENCH_BIN)
+	@GP_BUILD=$(B) bench/run
+
+# --- fuzzing with libFuzzer -------------------------------------------------
+fuzz: | $(DEPS_OK)
+	@mkdir -p $(B)/fuzz
+	@for f in $(FUZZ_SRC); do \
+	  n=$$(basename $$f .c); \
+	  clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -isystem $(CUDA_HOME)/include -g -O1 \
+	    -fsanitize=fuzzer,address,undefined -o $(B)/fuzz/$$n $$f \
+	    $(COMMON_SRC) src/hook/config.c -ldl -lpthread || exit 1; \
+	  mkdir -p $(B)/fuzz/$$n.corpus; \
+	  $(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
+	done
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)

@@ -1,0 +1,79 @@
+/* gpupool/region.h - the layout of a tenant's shared accounting region.
+ *
+ * One region file per tenant (container); its path is GPUPOOL_REGION.  Every
+ * process of the tenant maps it and charges the device memory it takes to
+ * it, so the processes share one budget per device.  The node agent and
+ * `gpupool top` read it.  This layout is an ABI between those programs:
+ * change it only together with GP_REGION_VERSION.
+ *
+ * Concurrency: `lock` (a robust, process-shared mutex) guards every field
+ * below it that is written after creation; critical sections are a few
+ * dozen instructions and never call out.  A process holds the lease (an OFD
+ * lock, see src/common/lease.h) on byte GP_LEASE_BASE + i of the file while
+ * it owns proc[i]; a proc slot marked active whose lease nobody holds
+ * belongs to a dead process and is reclaimed by whoever notices first.
+ *
+ * All integers are in host byte order; the file never leaves the node.
+ */
+#ifndef GPUPOOL_REGION_H
+#define GPUPOOL_REGION_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define GP_REGION_MAGIC 0x526c6f6f70757067ULL /* "gpupoolR" in memory */
+#define GP_REGION_VERSION 1u
+#define GP_REGION_MAX_DEVS 16u   /* distinct GPUs one tenant can use */
+#define GP_REGION_MAX_PROCS 1024u /* processes of a tenant using CUDA at once */
+#define GP_REGION_UUID_LEN 48u   /* "GPU-" + 36 chars + NUL, padded */
+
+/* One GPU the tenant uses, identified by UUID so that processes with
+ * different CUDA_VISIBLE_DEVICES orderings agree on it. */
+struct gp_region_dev {
+	char uuid[GP_REGION_UUID_LEN]; /* NUL-terminated; "" = unused entry */
+	uint64_t limit;      /* budget in bytes; 0 = no budget (the card's size) */
+	uint64_t physical;   /* the card's memory in bytes */
+	uint64_t used;       /* bytes charged by live and not yet reclaimed
+	                        processes: the sum of proc[*].used[this] */
+	uint64_t peak;       /* highest `used` seen */
+	uint64_t refused;    /* allocations refused for the budget */
+	uint32_t core_limit; /* compute share in percent; 0 = none (reserved
+	                        for compute limits) */
+	uint32_t pad0;
+	uint64_t spare[4];   /* zero; for later versions */
+};
+
+enum gp_region_proc_state {
+	GP_PROC_FREE = 0,   /* slot unused */
+	GP_PROC_ACTIVE = 1, /* owned by a process holding the slot's lease, or
+	                       by a dead one awaiting reclaim */
+};
+
+/* One process of the tenant. */
+struct gp_region_proc {
+	uint32_t state;        /* enum gp_region_proc_state */
+	int32_t pid;           /* as the process sees itself (its PID namespace) */
+	uint64_t attached_ns;  /* CLOCK_MONOTONIC when it attached */
+	uint64_t used[GP_REGION_MAX_DEVS]; /* bytes it holds, per dev[] entry */
+	uint64_t spare[2];
+};
+
+struct gp_region_hdr {
+	uint64_t magic;        /* GP_REGION_MAGIC; written last at creation */
+	uint32_t version;      /* GP_REGION_VERSION */
+	uint32_t size;         /* sizeof(struct gp_region_hdr) */
+	uint32_t max_devs;     /* GP_REGION_MAX_DEVS */
+	uint32_t max_procs;    /* GP_REGION_MAX_PROCS */
+	uint64_t created_ns;   /* CLOCK_REALTIME at creation */
+	uint64_t last_sweep_ns; /* CLOCK_MONOTONIC of the last reclaim pass */
+	union {
+		pthread_mutex_t m;
+		uint8_t pad[64];
+	} lock;
+	uint32_t ndevs;        /* dev[] entries in use */
+	uint32_t pad0;
+	struct gp_region_dev dev[GP_REGION_MAX_DEVS];
+	struct gp_region_proc proc[GP_REGION_MAX_PROCS];
+};
+
+#endif
