@@ -6,19 +6,19 @@
  * `gpupool top` read it.  This layout is an ABI between those programs:
  * change it only together with GP_REGION_VERSION.
  *
- * Concurrency: `lock` (a robust, process-shared mutex) guards every field
- * below it that is written after creation; critical sections are a few
- * dozen instructions and never call out.  A process holds the lease (an OFD
- * lock, see src/common/lease.h) on byte GP_LEASE_BASE + i of the file while
- * it owns proc[i]; a proc slot marked active whose lease nobody holds
- * belongs to a dead process and is reclaimed by whoever notices first.
+ * Concurrency: `lock` (src/common/llock.h: a futex word naming its holder
+ * by lease slot and generation) guards every field below it that is
+ * written after creation; critical sections are a few dozen instructions
+ * and never call out.  A process holds the lease (an OFD lock, see
+ * src/common/lease.h) on byte GP_LEASE_BASE + i of the file while it owns
+ * proc[i]; a proc slot marked active whose lease nobody holds belongs to a
+ * dead process and is reclaimed by whoever notices first.
  *
  * All integers are in host byte order; the file never leaves the node.
  */
 #ifndef GPUPOOL_REGION_H
 #define GPUPOOL_REGION_H
 
-#include <pthread.h>
 #include <stdint.h>
 
 #define GP_REGION_MAGIC 0x526c6f6f70757067ULL /* "gpupoolR" in memory */
@@ -53,6 +53,10 @@ enum gp_region_proc_state {
 struct gp_region_proc {
 	uint32_t state;        /* enum gp_region_proc_state */
 	int32_t pid;           /* as the process sees itself (its PID namespace) */
+	uint32_t gen;          /* bumped by each process that takes the slot's
+	                          lease to own it; with the slot it names the
+	                          holder of `lock` */
+	uint32_t pad0;
 	uint64_t attached_ns;  /* CLOCK_MONOTONIC when it attached */
 	uint64_t used[GP_REGION_MAX_DEVS]; /* bytes it holds, per dev[] entry */
 	uint64_t spare[2];
@@ -67,8 +71,8 @@ struct gp_region_hdr {
 	uint64_t created_ns;   /* CLOCK_REALTIME at creation */
 	uint64_t last_sweep_ns; /* CLOCK_MONOTONIC of the last reclaim pass */
 	union {
-		pthread_mutex_t m;
-		uint8_t pad[64];
+		uint32_t word;     /* the llock word (0 = free) */
+		uint8_t pad[64];   /* its own cache line */
 	} lock;
 	uint32_t ndevs;        /* dev[] entries in use */
 	uint32_t pad0;

@@ -7,12 +7,13 @@
 
 #include "common/clock.h"
 #include "common/lease.h"
-#include "common/rmutex.h"
+#include "common/llock.h"
+
+_Static_assert(GP_REGION_MAX_PROCS <= GP_LLOCK_MAX_SLOT, "slots fit a lock identity");
 
 static int region_init(void *base, size_t size, void *arg)
 {
 	struct gp_region_hdr *h = base;
-	int rc;
 
 	(void)arg;
 	h->version = GP_REGION_VERSION;
@@ -20,9 +21,6 @@ static int region_init(void *base, size_t size, void *arg)
 	h->max_devs = GP_REGION_MAX_DEVS;
 	h->max_procs = GP_REGION_MAX_PROCS;
 	h->created_ns = gp_wall_ns();
-	rc = gp_rmutex_init(&h->lock.m);
-	if (rc)
-		return rc;
 	/* The magic goes last: a reader that sees it sees a whole header. */
 	__atomic_store_n(&h->magic, GP_REGION_MAGIC, __ATOMIC_RELEASE);
 	return 0;
@@ -49,11 +47,33 @@ int gp_region_open(struct gp_region *r, const char *path)
 		return rc;
 	r->hdr = r->shm.base;
 	r->slot = -1;
+	r->me = 0;
 	return 0;
 }
 
+/* Does the holder of the lock still exist?  (gp_llock_alive_fn)  It does
+ * if its slot still carries its generation and its lease is held by a live
+ * process -- or if it is us (another thread of this process). */
+static int holder_alive(void *arg, uint32_t holder)
+{
+	struct gp_region *r = arg;
+	unsigned slot = GP_LLOCK_SLOT(holder);
+
+	if (slot >= GP_REGION_MAX_PROCS)
+		return 0; /* not an identity we hand out */
+	if ((int)slot == r->slot)
+		return holder == r->me; /* else: our slot's previous owner */
+	if ((__atomic_load_n(&r->hdr->proc[slot].gen, __ATOMIC_ACQUIRE) & 0xfffffu) !=
+	    GP_LLOCK_GEN(holder))
+		return 0; /* the slot changed hands since it took the lock */
+	/* Our own open file description never conflicts with itself: a lease
+	 * we hold for a sweep reads as free, which is right (we hold it
+	 * because its owner is dead). */
+	return gp_lease_held(r->shm.fd, slot) != 0;
+}
+
 /* Rebuild every device's `used` from the per-process figures.  Called with
- * the lock held after its previous holder died mid-update: the per-process
+ * the lock taken over from a holder that died mid-update: the per-process
  * figures are written first, so they are the truth. */
 static void repair(struct gp_region_hdr *h)
 {
@@ -66,21 +86,15 @@ static void repair(struct gp_region_hdr *h)
 	}
 }
 
-static int lock(struct gp_region_hdr *h)
+static void lock_as(struct gp_region *r)
 {
-	int rc = gp_rmutex_lock(&h->lock.m);
-
-	if (rc == 1) {
-		repair(h);
-		gp_rmutex_repaired(&h->lock.m);
-		rc = 0;
-	}
-	return rc;
+	if (gp_llock_lock(&r->hdr->lock.word, r->me, holder_alive, r))
+		repair(r->hdr);
 }
 
-static void unlock(struct gp_region_hdr *h)
+static void unlock(struct gp_region *r)
 {
-	gp_rmutex_unlock(&h->lock.m);
+	gp_llock_unlock(&r->hdr->lock.word);
 }
 
 /* Give back everything proc[i] holds and free the slot.  Lock held. */
@@ -95,6 +109,52 @@ static void reclaim_locked(struct gp_region_hdr *h, unsigned i)
 	}
 	p->state = GP_PROC_FREE;
 	p->pid = 0;
+}
+
+int gp_region_attach(struct gp_region *r)
+{
+	struct gp_region_hdr *h = r->hdr;
+	int rc = -ENOSPC;
+
+	pthread_mutex_lock(&r->attach_lock);
+	if (r->slot >= 0) {
+		rc = 0;
+		goto out;
+	}
+	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
+		if (gp_lease_take(r->shm.fd, i) != 0)
+			continue;
+		/* The slot is ours: a new generation makes us a new holder
+		 * identity, distinct from whoever had it before. */
+		uint32_t gen = __atomic_add_fetch(&h->proc[i].gen, 1, __ATOMIC_ACQ_REL);
+		r->me = GP_LLOCK_ID(i, gen);
+		r->slot = (int)i;
+		lock_as(r);
+		if (h->proc[i].state == GP_PROC_ACTIVE) /* its owner died */
+			reclaim_locked(h, i);
+		h->proc[i].state = GP_PROC_ACTIVE;
+		h->proc[i].pid = (int32_t)getpid();
+		h->proc[i].attached_ns = gp_now_ns();
+		unlock(r);
+		rc = 0;
+		break;
+	}
+out:
+	pthread_mutex_unlock(&r->attach_lock);
+	return rc;
+}
+
+/* Take the lock, attaching first if this process has no slot yet (a lock
+ * holder must be nameable).  0 or -ENOSPC. */
+static int lock(struct gp_region *r)
+{
+	if (__atomic_load_n(&r->slot, __ATOMIC_ACQUIRE) < 0) {
+		int rc = gp_region_attach(r);
+		if (rc)
+			return rc;
+	}
+	lock_as(r);
+	return 0;
 }
 
 int gp_region_sweep(struct gp_region *r, uint64_t min_interval_ns)
@@ -116,12 +176,12 @@ int gp_region_sweep(struct gp_region *r, uint64_t min_interval_ns)
 		/* Taking the lease succeeds only if its holder is gone. */
 		if (gp_lease_take(r->shm.fd, i) != 0)
 			continue;
-		if (lock(h) == 0) {
+		if (lock(r) == 0) {
 			if (h->proc[i].state == GP_PROC_ACTIVE) {
 				reclaim_locked(h, i);
 				reclaimed++;
 			}
-			unlock(h);
+			unlock(r);
 		}
 		gp_lease_drop(r->shm.fd, i);
 	}
@@ -129,38 +189,11 @@ int gp_region_sweep(struct gp_region *r, uint64_t min_interval_ns)
 	return reclaimed;
 }
 
-int gp_region_attach(struct gp_region *r)
-{
-	struct gp_region_hdr *h = r->hdr;
-	int rc;
-
-	if (r->slot >= 0)
-		return 0;
-	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
-		if (gp_lease_take(r->shm.fd, i) != 0)
-			continue;
-		rc = lock(h);
-		if (rc) {
-			gp_lease_drop(r->shm.fd, i);
-			return rc;
-		}
-		if (h->proc[i].state == GP_PROC_ACTIVE) /* its owner died */
-			reclaim_locked(h, i);
-		h->proc[i].state = GP_PROC_ACTIVE;
-		h->proc[i].pid = (int32_t)getpid();
-		h->proc[i].attached_ns = gp_now_ns();
-		unlock(h);
-		r->slot = (int)i;
-		return 0;
-	}
-	return -ENOSPC;
-}
-
 int gp_region_device(struct gp_region *r, const char *uuid, uint64_t limit,
 		     uint64_t physical)
 {
 	struct gp_region_hdr *h = r->hdr;
-	int rc = lock(h), idx = -ENOSPC;
+	int rc = lock(r), idx = -ENOSPC;
 
 	if (rc)
 		return rc;
@@ -180,7 +213,7 @@ int gp_region_device(struct gp_region *r, const char *uuid, uint64_t limit,
 		__atomic_store_n(&h->ndevs, h->ndevs + 1, __ATOMIC_RELEASE);
 	}
 out:
-	unlock(h);
+	unlock(r);
 	return idx;
 }
 
@@ -200,13 +233,13 @@ static int charge_once(struct gp_region *r, unsigned dev, uint64_t bytes, int fo
 {
 	struct gp_region_hdr *h = r->hdr;
 	struct gp_region_dev *d = &h->dev[dev];
-	int rc = lock(h);
+	int rc = lock(r);
 
 	if (rc)
 		return rc;
 	if (!force && d->limit && (bytes > d->limit || d->used > d->limit - bytes)) {
 		d->refused++;
-		unlock(h);
+		unlock(r);
 		return -ENOMEM;
 	}
 	/* Per-process figure first: repair() trusts it. */
@@ -214,7 +247,7 @@ static int charge_once(struct gp_region *r, unsigned dev, uint64_t bytes, int fo
 	d->used += bytes;
 	if (d->used > d->peak)
 		d->peak = d->used;
-	unlock(h);
+	unlock(r);
 	return 0;
 }
 
@@ -222,7 +255,7 @@ int gp_region_charge(struct gp_region *r, unsigned dev, uint64_t bytes, int forc
 {
 	int rc;
 
-	if (r->slot < 0 || dev >= GP_REGION_MAX_DEVS)
+	if (dev >= GP_REGION_MAX_DEVS)
 		return -EINVAL;
 	rc = charge_once(r, dev, bytes, force);
 	if (rc == -ENOMEM && gp_region_sweep(r, 0) > 0)
@@ -235,16 +268,14 @@ void gp_region_uncharge(struct gp_region *r, unsigned dev, uint64_t bytes)
 	struct gp_region_hdr *h = r->hdr;
 	uint64_t *mine;
 
-	if (r->slot < 0 || dev >= GP_REGION_MAX_DEVS || bytes == 0)
-		return;
-	if (lock(h))
+	if (dev >= GP_REGION_MAX_DEVS || bytes == 0 || r->slot < 0 || lock(r))
 		return;
 	mine = &h->proc[r->slot].used[dev];
 	if (bytes > *mine) /* never more than we hold: no underflow */
 		bytes = *mine;
 	*mine -= bytes;
 	h->dev[dev].used = h->dev[dev].used >= bytes ? h->dev[dev].used - bytes : 0;
-	unlock(h);
+	unlock(r);
 }
 
 void gp_region_usage(struct gp_region *r, unsigned dev, uint64_t *limit,
@@ -259,6 +290,8 @@ void gp_region_usage(struct gp_region *r, unsigned dev, uint64_t *limit,
 int gp_region_forked(struct gp_region *r)
 {
 	r->slot = -1;
+	r->me = 0;
+	r->attach_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	r->sweep_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	return r->shm.fd >= 0 ? gp_shm_reopen(&r->shm) : 0;
 }

@@ -20,16 +20,19 @@
 #define GP_WUR __attribute__((warn_unused_result))
 
 struct gp_region {
-	struct gp_shm shm;          /* the mapped file */
-	struct gp_region_hdr *hdr;  /* == shm.base */
-	int slot;                   /* our proc[] index; -1 until attached */
-	pthread_mutex_t sweep_lock; /* one reclaim pass at a time in this
-	                               process (leases of one open file
-	                               description do not exclude each other) */
+	struct gp_shm shm;           /* the mapped file */
+	struct gp_region_hdr *hdr;   /* == shm.base */
+	int slot;                    /* our proc[] index; -1 until attached */
+	uint32_t me;                 /* our identity as holder of the lock */
+	pthread_mutex_t attach_lock; /* one attach at a time in this process */
+	pthread_mutex_t sweep_lock;  /* one reclaim pass at a time in this
+	                                process (leases of one open file
+	                                description do not exclude each other) */
 };
 
 #define GP_REGION_INIT                                                       \
-	{ .shm = GP_SHM_CLOSED, .hdr = NULL, .slot = -1,                         \
+	{ .shm = GP_SHM_CLOSED, .hdr = NULL, .slot = -1, .me = 0,                \
+	  .attach_lock = PTHREAD_MUTEX_INITIALIZER,                              \
 	  .sweep_lock = PTHREAD_MUTEX_INITIALIZER }
 
 /* Map the region at `path`, creating it if needed (NULL: a private region
@@ -38,7 +41,9 @@ struct gp_region {
 int gp_region_open(struct gp_region *r, const char *path) GP_WUR;
 
 /* Take a proc slot for this process, reclaiming dead processes on the way.
- * Returns 0 or -ENOSPC when GP_REGION_MAX_PROCS live processes hold one. */
+ * Every function below that writes the region attaches first if needed,
+ * so calling this is only a way to attach early.  Returns 0 or -ENOSPC
+ * when GP_REGION_MAX_PROCS live processes hold one. */
 int gp_region_attach(struct gp_region *r) GP_WUR;
 
 /* Find the entry of the GPU `uuid`, creating it with `limit` (0 = none) and

@@ -18,7 +18,6 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
-#include "common/rmutex.h"
 #include "region/region.h"
 
 #define MiB (1ULL << 20)
@@ -247,9 +246,12 @@ static void test_death_inside_lock_repaired(void **state)
 	kid = fork();
 	if (kid == 0) {
 		struct gp_region k = GP_REGION_INIT;
+		uint32_t free_word = 0;
 		if (gp_region_open(&k, path) || gp_region_attach(&k))
 			_exit(2);
-		if (gp_rmutex_lock(&k.hdr->lock.m) < 0)
+		/* Take the lock as this process, exactly as the region does. */
+		if (!__atomic_compare_exchange_n(&k.hdr->lock.word, &free_word, k.me, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			_exit(3);
 		k.hdr->proc[k.slot].used[d] += GiB; /* ... and dies before the rest */
 		raise(SIGKILL);
@@ -264,6 +266,53 @@ static void test_death_inside_lock_repaired(void **state)
 	gp_region_sweep(&r, 0);
 	gp_region_usage(&r, d, &limit, &used);
 	assert_int_equal(used, 2 * GiB);
+	gp_shm_close(&r.shm);
+}
+
+/* The dead lock holder's slot is taken by a new process before anyone
+ * else looks: it must recognise the holder as its slot's previous owner
+ * and take the lock over, not wait for itself. */
+static void test_new_owner_of_dead_holders_slot(void **state)
+{
+	struct gp_region r;
+	uint64_t limit, used;
+	int d, status;
+	pid_t kid;
+
+	(void)state;
+	d = open_dev(&r, 4 * GiB);
+	kid = fork();
+	if (kid == 0) {
+		struct gp_region k = GP_REGION_INIT;
+		uint32_t free_word = 0;
+		if (gp_region_open(&k, path) || gp_region_attach(&k) ||
+		    gp_region_charge(&k, d, GiB, 0))
+			_exit(2);
+		if (!__atomic_compare_exchange_n(&k.hdr->lock.word, &free_word, k.me, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			_exit(3);
+		raise(SIGKILL);
+	}
+	waitpid(kid, &status, 0);
+	assert_true(WIFSIGNALED(status));
+	kid = fork();
+	if (kid == 0) {
+		struct gp_region k = GP_REGION_INIT;
+		/* Slot 0 is the test's; the dead child had slot 1; we get it. */
+		if (gp_region_open(&k, path) || gp_region_attach(&k) || k.slot != 1)
+			_exit(2);
+		if (gp_region_charge(&k, d, 2 * GiB, 0))
+			_exit(3);
+		_exit(0);
+	}
+	waitpid(kid, &status, 0);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* The dead child's 1 GiB was reclaimed when its slot was retaken;
+	 * the second child's 2 GiB goes at the next sweep. */
+	gp_region_sweep(&r, 0);
+	gp_region_usage(&r, d, &limit, &used);
+	assert_int_equal(used, 0);
 	gp_shm_close(&r.shm);
 }
 
@@ -330,6 +379,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_processes_never_over_admit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_process_reclaimed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_death_inside_lock_repaired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_new_owner_of_dead_holders_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
 	};
