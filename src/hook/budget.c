@@ -1,0 +1,82 @@
+/* budget.c - charging device memory to the tenant, and the records of what
+ * was charged for which object.
+ *
+ * Every path that takes device memory charges it here before (or, for
+ * memory the driver sizes itself, right after) calling the driver, and
+ * records the object so that its free returns exactly what was charged.
+ */
+#include <errno.h>
+
+#include "hook/hook.h"
+
+struct gp__tab gp__tabs[GP_S_COUNT] = {
+	GP_TAB_INIT, GP_TAB_INIT, GP_TAB_INIT, GP_TAB_INIT, GP_TAB_INIT,
+};
+
+CUresult gp__charge(int dev, uint64_t bytes, int force)
+{
+	const struct gp__dev *d = gp__dev_get(dev);
+	int rc;
+
+	if (!d || d->slot < 0) {
+		gp_warn("device %d is not accounted (more than %u devices?): refusing", dev,
+			GP_REGION_MAX_DEVS);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	if (bytes == 0)
+		return CUDA_SUCCESS;
+	rc = gp_region_charge(&gp__g.region, (unsigned)d->slot, bytes, force);
+	if (rc == 0)
+		return CUDA_SUCCESS;
+	if (rc == -ENOSPC) {
+		gp_error("no process slot free in region %s (%u live processes): refusing",
+			 gp__g.cfg.region ? gp__g.cfg.region : "(private)", GP_REGION_MAX_PROCS);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	if (GP_LOG_ON(GP_LOG_INFO)) {
+		uint64_t limit, used;
+		gp_region_usage(&gp__g.region, (unsigned)d->slot, &limit, &used);
+		gp_info("out of budget on %s: %llu bytes asked, %llu of %llu in use", d->uuid,
+			(unsigned long long)bytes, (unsigned long long)used,
+			(unsigned long long)limit);
+	}
+	return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+void gp__uncharge(int dev, uint64_t bytes)
+{
+	const struct gp__dev *d = gp__dev_get(dev);
+
+	if (d && d->slot >= 0)
+		gp_region_uncharge(&gp__g.region, (unsigned)d->slot, bytes);
+}
+
+static int owned_by(uint64_t key, const struct gp__rec *rec, void *arg)
+{
+	(void)key;
+	return rec->aux == *(uint64_t *)arg && (rec->kind == GP_K_ALLOC || rec->kind == GP_K_ARRAY);
+}
+
+static void give_back(uint64_t key, const struct gp__rec *rec, void *arg)
+{
+	(void)key;
+	(void)arg;
+	gp__uncharge(rec->dev, rec->bytes);
+}
+
+void gp__drop_owned(uint64_t ctx)
+{
+	gp__tab_drain(&gp__tabs[GP_S_PTR], owned_by, give_back, &ctx);
+	gp__tab_drain(&gp__tabs[GP_S_ARRAY], owned_by, give_back, &ctx);
+}
+
+CUresult gp__recharge(int dev, uint64_t est, uint64_t real)
+{
+	if (real > est && gp__charge(dev, real - est, 0) != CUDA_SUCCESS) {
+		gp__uncharge(dev, est);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	if (real < est)
+		gp__uncharge(dev, est - real);
+	return CUDA_SUCCESS;
+}

@@ -1,0 +1,242 @@
+/* hook.h - what the files of libgpupool.so share.
+ *
+ * The hook interposes the CUDA driver and NVML entry points listed in
+ * hooks.def.  Each interposed function does its accounting and then calls
+ * the real function through gp__real_<name>, resolved from the real library
+ * (entry.c).  Process-wide state lives in gp__g (init.c).  Accounting
+ * helpers (budget.c) charge device memory to the tenant's shared region.
+ *
+ * Rules every file follows: never abort or exit; return CUDA / NVML error
+ * codes; never hold a lock across a call into the driver; log through
+ * common/log.h only.
+ */
+#ifndef GP_HOOK_HOOK_H
+#define GP_HOOK_HOOK_H
+
+#define __CUDA_API_VERSION_INTERNAL /* declare every versioned entry point */
+#include <cuda.h>
+#include <pthread.h>
+#include <stdint.h>
+
+#include "common/log.h"
+#include "common/nvml.h"
+#include "hook/config.h"
+#include "region/region.h"
+
+#define GP_EXPORT __attribute__((visibility("default")))
+#define GP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define GP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Real entry points: gp__real_cuMemAlloc_v2 has cuMemAlloc_v2's type. */
+#define HOOK_CU(n) extern __typeof__(n) *gp__real_##n;
+#define HOOK_MEM(n) HOOK_CU(n)
+#define HOOK_NVML(n) HOOK_CU(n)
+#define CALL_CU(n) HOOK_CU(n)
+#define CALL_NVML(n) HOOK_CU(n)
+#include "hook/hooks.def"
+#include "hook/calls.def"
+#undef HOOK_CU
+#undef HOOK_MEM
+#undef HOOK_NVML
+#undef CALL_CU
+#undef CALL_NVML
+
+/* Device memory is charged in these units, as the simulator and real GPUs
+ * back it (2 MiB pages): a 1-byte cuMemAlloc takes one granule. */
+#define GP_GRANULE (2ULL << 20)
+
+static inline uint64_t gp__granules(uint64_t bytes)
+{
+	return bytes > UINT64_MAX - (GP_GRANULE - 1)
+		       ? UINT64_MAX & ~(GP_GRANULE - 1)
+		       : (bytes + GP_GRANULE - 1) & ~(GP_GRANULE - 1);
+}
+
+/* --- entry.c: the dispatch table ------------------------------------------ */
+
+enum gp__lib { GP_LIB_CUDA = 0, GP_LIB_NVML = 1 };
+
+/* Resolve the real functions of `lib` once.  Returns 0 when the library
+ * could be loaded, -1 otherwise (its gp__real_* stay NULL). */
+int gp__resolve(enum gp__lib lib);
+
+/* Make sure the real function behind a hook can be called; used at the top
+ * of every hook.  The fast path is one load.  Fails with
+ * CUDA_ERROR_NOT_INITIALIZED when the real library cannot be loaded and
+ * CUDA_ERROR_NOT_SUPPORTED when it lacks the function. */
+CUresult gp__need_slow(void **slot, enum gp__lib lib);
+static inline CUresult gp__need(void **slot, enum gp__lib lib)
+{
+	return GP_LIKELY(__atomic_load_n(slot, __ATOMIC_ACQUIRE) != NULL)
+		       ? CUDA_SUCCESS
+		       : gp__need_slow(slot, lib);
+}
+#define GP_NEED_REAL(n)                                                      \
+	do {                                                                     \
+		CUresult need_rc_ = gp__need((void **)&gp__real_##n, GP_LIB_CUDA);  \
+		if (GP_UNLIKELY(need_rc_ != CUDA_SUCCESS))                           \
+			return need_rc_;                                                 \
+	} while (0)
+
+/* The hook for `name` if `name` is interposed and the real library has it;
+ * NULL otherwise.  Used by the dlsym interposer. */
+void *gp__hook_by_name(const char *name);
+
+/* cuGetProcAddress support: given the pointer the real driver returned for
+ * `symbol`, return our hook when it is a hooked entry point, `real` when
+ * the symbol is nothing we account, or NULL when it is an unknown variant
+ * of an accounted function (the caller then refuses the lookup). */
+void *gp__hook_by_real(const char *symbol, void *real);
+
+/* --- init.c: process state ----------------------------------------------- */
+
+/* One CUDA device as this process sees it (a visible ordinal). */
+struct gp__dev {
+	int slot;              /* index in the region's dev[] */
+	uint64_t limit;        /* budget in bytes, at most physical; 0 = none */
+	uint64_t physical;     /* the card's memory */
+	char uuid[GP_REGION_UUID_LEN];
+	/* The rest is guarded by gp__g.lock. */
+	uint64_t ctx_cost;     /* bytes one context takes; 0 = not measured */
+	int primary_refs;      /* retains of the primary context we saw */
+	uint64_t primary_charge; /* what its context costs us while retained */
+	CUcontext primary;     /* the primary context once retained */
+};
+
+struct gp__state {
+	int ready;                  /* boot done and devices known */
+	int boot_rc;                /* 0, or why the hook refuses (fail closed) */
+	struct gp__config cfg;
+	struct gp_region region;
+	int ndev;                   /* visible devices set up; -1 = not yet */
+	struct gp__dev dev[GP_REGION_MAX_DEVS];
+	pthread_mutex_t lock;       /* guards the mutable part of dev[] and
+	                               the region attach; never held across
+	                               a driver call */
+};
+
+extern struct gp__state gp__g;
+
+/* Read the configuration and map the region, once per process.  Returns
+ * 0, or a negative errno when the hook must refuse to run CUDA (the
+ * reason was logged). */
+int gp__boot(void);
+
+/* Everything an accounting hook needs before it can charge: the hook
+ * booted and the visible devices known.  CUDA_SUCCESS or the error to
+ * return (CUDA_ERROR_NOT_INITIALIZED when the hook refuses). */
+CUresult gp__enter_slow(void);
+static inline CUresult gp__enter(void)
+{
+	return GP_LIKELY(__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE)) ? CUDA_SUCCESS
+									: gp__enter_slow();
+}
+
+/* The current context and its device's ordinal.  CUDA_SUCCESS or the
+ * driver's error (no context: CUDA_ERROR_INVALID_CONTEXT). */
+CUresult gp__current(int *dev, CUcontext *ctx);
+
+/* The device record of ordinal `dev`, or NULL if it is not accounted. */
+static inline struct gp__dev *gp__dev_get(int dev)
+{
+	return dev >= 0 && dev < gp__g.ndev ? &gp__g.dev[dev] : NULL;
+}
+
+/* Phases of fork for modules with process-local state. */
+enum gp__fork_phase { GP_FORK_PREPARE, GP_FORK_PARENT, GP_FORK_CHILD };
+void gp__pools_atfork(enum gp__fork_phase phase);
+void gp__graphs_atfork(enum gp__fork_phase phase);
+void gp__reserve_atfork(enum gp__fork_phase phase);
+
+/* --- budget.c: charging -------------------------------------------------- */
+
+/* Charge `bytes` on ordinal `dev` to the tenant; CUDA_ERROR_OUT_OF_MEMORY
+ * when the budget does not have room.  `force` charges even past the budget
+ * (for memory the driver already took: pool and graph reserves). */
+CUresult gp__charge(int dev, uint64_t bytes, int force);
+void gp__uncharge(int dev, uint64_t bytes);
+
+/* The driver has said what an allocation we pre-charged `est` for really
+ * takes: move the charge to `real`.  CUDA_ERROR_OUT_OF_MEMORY (with the
+ * whole charge given back) when the extra does not fit: the caller then
+ * frees the object. */
+CUresult gp__recharge(int dev, uint64_t est, uint64_t real);
+
+/* Kinds of tracked objects. */
+enum gp__kind {
+	GP_K_ALLOC = 1, /* cuMemAlloc, pitch, managed: freed with its context */
+	GP_K_ARRAY,     /* cuArray*Create, cuMipmappedArrayCreate: likewise */
+	GP_K_VMM,       /* cuMemCreate handle; refs = handle + its mappings */
+	GP_K_MAP,       /* a cuMemMap'ed range; aux = its handle */
+	GP_K_CTX,       /* a context we charged for */
+	GP_K_EXEC,      /* an executable graph that allocates graph memory */
+};
+
+/* What the hook remembers of one object it charged for. */
+struct gp__rec {
+	uint64_t bytes; /* charged (EXEC: graph memory its launches need) */
+	uint64_t aux;   /* owning context (ALLOC, ARRAY), handle (MAP) */
+	int32_t dev;    /* ordinal charged */
+	int32_t refs;   /* VMM reference count */
+	uint32_t kind;  /* enum gp__kind */
+	uint32_t pad;
+};
+
+/* The maps from keys to records, one per key space so that a pointer never
+ * meets a handle with the same value. */
+enum gp__space {
+	GP_S_PTR = 0, /* device pointers: allocations and VMM mappings */
+	GP_S_HANDLE,  /* CUmemGenericAllocationHandle */
+	GP_S_ARRAY,   /* CUarray, CUmipmappedArray */
+	GP_S_CTX,     /* CUcontext */
+	GP_S_EXEC,    /* CUgraphExec */
+	GP_S_COUNT
+};
+#include "hook/table.h"
+extern struct gp__tab gp__tabs[GP_S_COUNT];
+
+/* Forget every ALLOC and ARRAY record owned by context `ctx` and uncharge
+ * them: the driver freed that memory with the context. */
+void gp__drop_owned(uint64_t ctx);
+
+/* The tenant's view of a card with `limit` bytes of budget of which it
+ * uses `used`: total = the budget but never more than the card; free =
+ * total - used, never below 0 and never more than the card really has
+ * free.  (cuDNN and others trust total <= physical; an unsigned underflow
+ * would show a nearly infinite free.) */
+static inline void gp__virtual(uint64_t limit, uint64_t used, uint64_t real_free,
+			       uint64_t real_total, uint64_t *vfree, uint64_t *vtotal)
+{
+	*vtotal = limit < real_total ? limit : real_total;
+	*vfree = used < *vtotal ? *vtotal - used : 0;
+	if (*vfree > real_free)
+		*vfree = real_free;
+}
+
+/* --- reserve.c: memory the driver keeps in reserve ----------------------- */
+
+/* Memory that a pool or the graph allocator holds is charged as the driver
+ * reports it, not per allocation.  A reserve is settled by reading the
+ * driver's figure and charging the difference. */
+struct gp__reserve {
+	int dev;          /* ordinal charged */
+	uint64_t charged; /* bytes charged now */
+	uint64_t gen;     /* bumped on every settle, to order concurrent ones */
+};
+
+/* Bring `r`'s charge to what `read(arg)` reports.  Concurrent settles are
+ * ordered so the newest reading wins; never holds a lock across read(). */
+void gp__reserve_settle(struct gp__reserve *r, CUresult (*read)(void *arg, uint64_t *bytes),
+			void *arg);
+/* Give back all a reserve holds (its pool was destroyed). */
+void gp__reserve_drop(struct gp__reserve *r);
+
+/* pool.c: bring every pool's charge up to date if frees may have shrunk
+ * them since the last look (or always, with `force`).  Called at sync
+ * points and before reporting memory. */
+void gp__pools_refresh(int force);
+
+/* ctx.c: bytes one context on `dev` costs (measured once; see ctx.c). */
+uint64_t gp__ctx_cost(int dev);
+
+#endif
