@@ -1,0 +1,22 @@
+/* cli.h - the gpupool command: its subcommands and what they share. */
+#ifndef GP_CLI_CLI_H
+#define GP_CLI_CLI_H
+
+/* Exit codes of every subcommand (DESIGN.md, "Command line"). */
+enum { GP_EXIT_OK = 0, GP_EXIT_FAIL = 1, GP_EXIT_USAGE = 2 };
+
+/* A subcommand: argv[0] is its name.  Returns the process exit code. */
+typedef int (*gp_cli_fn)(int argc, char **argv);
+
+int gp_cli_run(int argc, char **argv);
+
+/* Print "gpupool <cmd>: <message>" to stderr; returns GP_EXIT_USAGE so a
+ * caller can `return gp_cli_usage_error(...)`. */
+int gp_cli_usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* The directory holding the running gpupool binary (where libgpupool.so and
+ * sim/ are found), into buf.  Returns 0 or -errno. */
+int gp_cli_self_dir(char *buf, unsigned long n);
+
+#endif

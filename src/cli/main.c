@@ -1,0 +1,85 @@
+/* main.c - gpupool: entry point and the table of subcommands. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+
+#include "cli/cli.h"
+
+#ifndef GP_VERSION
+#define GP_VERSION "0.1.0"
+#endif
+
+static const struct {
+	const char *name;
+	gp_cli_fn fn;
+	const char *summary;
+} commands[] = {
+	{"run", gp_cli_run, "run a program under a GPU memory budget"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: gpupool <command> [options] [--help]\n\n"
+		   "gpupool shares GPUs between containers: hard device-memory budgets\n"
+		   "inside unmodified CUDA programs, and the node and cluster parts that\n"
+		   "build on them.\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n`gpupool <command> --help` describes a command.\n");
+}
+
+int gp_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gpupool %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n(see `gpupool %s --help`)\n", cmd);
+	return GP_EXIT_USAGE;
+}
+
+int gp_cli_self_dir(char *buf, unsigned long n)
+{
+	char exe[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+	if (len < 0)
+		return -errno;
+	const char *d;
+
+	exe[len] = '\0';
+	d = dirname(exe);
+	if (strlen(d) >= n)
+		return -ENAMETOOLONG;
+	strcpy(buf, d);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return GP_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return GP_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("gpupool %s\n", GP_VERSION);
+		return GP_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "gpupool: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return GP_EXIT_USAGE;
+}

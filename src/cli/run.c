@@ -1,0 +1,207 @@
+/* run.c - `gpupool run`: start a program under the hook with a budget.
+ *
+ * The program gets libgpupool.so preloaded, its limits in the environment
+ * and a fresh region file of its own (all its processes share the budget),
+ * removed again when it ends.  gpupool waits for it, passes on the signals
+ * a terminal or supervisor sends, and exits with its status.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/parse.h"
+
+static const char help[] =
+	"usage: gpupool run [options] [--] COMMAND [ARGS...]\n"
+	"\n"
+	"Run COMMAND with libgpupool.so preloaded, so that every CUDA program it\n"
+	"starts shares one device-memory budget and sees a card of that size.\n"
+	"\n"
+	"options:\n"
+	"  -m, --memory SIZE     budget per GPU: bytes, a size with a binary unit\n"
+	"                        (2GiB, 512MiB, 2G) or a share of the card (50%%)\n"
+	"  -c, --cores PCT       compute share per GPU, 1-100\n"
+	"  -p, --priority P      high, normal (default) or low\n"
+	"      --region PATH     share the budget with other runs given this path\n"
+	"                        (default: a fresh region, removed at exit)\n"
+	"      --sim             run on the simulated GPUs (build/sim); the machine\n"
+	"                        is shared by every --sim run of this user unless\n"
+	"                        GPUPOOL_SIM_STATE names another state file\n"
+	"  -v, --verbose         let the library log what it does (GPUPOOL_LOG=info)\n"
+	"  -h, --help            this text\n"
+	"\n"
+	"The exit status is COMMAND's (128+N if killed by signal N); 2 for a usage\n"
+	"error, 1 if gpupool itself fails, 127 if COMMAND cannot be started.\n"
+	"\n"
+	"examples:\n"
+	"  gpupool run --memory 4GiB -- python3 train.py\n"
+	"  gpupool run --sim -m 2GiB -- ./my_cuda_program\n";
+
+static pid_t child;
+
+static void forward(int sig)
+{
+	if (child > 0)
+		kill(child, sig);
+}
+
+/* A directory for runtime files: $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp. */
+static const char *runtime_dir(void)
+{
+	const char *d = getenv("XDG_RUNTIME_DIR");
+
+	if (!d || !*d)
+		d = getenv("TMPDIR");
+	return d && *d ? d : "/tmp";
+}
+
+/* setenv that reports failure (only ENOMEM in practice). */
+static int put(const char *k, const char *v)
+{
+	if (setenv(k, v, 1) == 0)
+		return 0;
+	fprintf(stderr, "gpupool run: cannot set %s: %s\n", k, strerror(errno));
+	return -1;
+}
+
+/* Prepend `dir` to the colon list in variable `var`. */
+static int prepend(const char *var, const char *dir)
+{
+	const char *old = getenv(var);
+	char *v;
+	int rc;
+
+	if (asprintf(&v, "%s%s%s", dir, old && *old ? ":" : "", old ? old : "") < 0)
+		return -1;
+	rc = put(var, v);
+	free(v);
+	return rc;
+}
+
+/* Wait for the child, forwarding signals; returns the exit code to use. */
+static int wait_child(void)
+{
+	struct sigaction sa = {.sa_handler = forward};
+	const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+	int status;
+
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+		sigaction(sigs[i], &sa, NULL);
+	while (waitpid(child, &status, 0) < 0) {
+		if (errno != EINTR) {
+			perror("gpupool run: waitpid");
+			return GP_EXIT_FAIL;
+		}
+	}
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
+int gp_cli_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"memory", required_argument, NULL, 'm'}, {"cores", required_argument, NULL, 'c'},
+		{"priority", required_argument, NULL, 'p'}, {"region", required_argument, NULL, 'r'},
+		{"sim", no_argument, NULL, 's'},           {"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+	};
+	const char *memory = NULL, *cores = NULL, *priority = NULL, *region = NULL;
+	char dir[PATH_MAX], lib[PATH_MAX + 32], region_tmp[PATH_MAX] = "";
+	int sim = 0, verbose = 0, c, rc;
+	struct gp_limit lim;
+	unsigned pct;
+
+	/* '+': stop at the first non-option, which is COMMAND. */
+	while ((c = getopt_long(argc, argv, "+m:c:p:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'm': memory = optarg; break;
+		case 'c': cores = optarg; break;
+		case 'p': priority = optarg; break;
+		case 'r': region = optarg; break;
+		case 's': sim = 1; break;
+		case 'v': verbose = 1; break;
+		case 'h': fputs(help, stdout); return GP_EXIT_OK;
+		default: return gp_cli_usage_error("run", "bad option");
+		}
+	}
+	if (optind >= argc)
+		return gp_cli_usage_error("run", "no COMMAND given");
+	if (memory && gp_parse_limit(memory, &lim))
+		return gp_cli_usage_error("run", "--memory %s: not a size (2GiB, 512MiB, bytes) or "
+						 "a share (50%%) greater than 0", memory);
+	if (cores && gp_parse_percent(cores, 1, 100, &pct))
+		return gp_cli_usage_error("run", "--cores %s: not a percentage from 1 to 100", cores);
+	if (priority && strcmp(priority, "high") && strcmp(priority, "normal") &&
+	    strcmp(priority, "low"))
+		return gp_cli_usage_error("run", "--priority %s: not high, normal or low", priority);
+
+	if ((rc = gp_cli_self_dir(dir, sizeof dir))) {
+		fprintf(stderr, "gpupool run: cannot find my own directory: %s\n", strerror(-rc));
+		return GP_EXIT_FAIL;
+	}
+	snprintf(lib, sizeof lib, "%s/libgpupool.so", dir);
+	if (access(lib, R_OK)) {
+		fprintf(stderr, "gpupool run: %s: %s (is gpupool built?)\n", lib, strerror(errno));
+		return GP_EXIT_FAIL;
+	}
+	if (!region && !getenv("GPUPOOL_REGION")) {
+		int fd;
+		snprintf(region_tmp, sizeof region_tmp, "%s/gpupool-region-XXXXXX", runtime_dir());
+		fd = mkstemp(region_tmp);
+		if (fd < 0) {
+			fprintf(stderr, "gpupool run: cannot create a region file in %s: %s\n",
+				runtime_dir(), strerror(errno));
+			return GP_EXIT_FAIL;
+		}
+		close(fd); /* the library sizes and initialises it */
+		region = region_tmp;
+	}
+
+	if (prepend("LD_PRELOAD", lib) || (memory && put("GPUPOOL_MEMORY_LIMIT", memory)) ||
+	    (cores && put("GPUPOOL_CORE_LIMIT", cores)) ||
+	    (priority && put("GPUPOOL_PRIORITY", priority)) ||
+	    (region && put("GPUPOOL_REGION", region)) || (verbose && put("GPUPOOL_LOG", "info")))
+		goto fail;
+	if (sim) {
+		char simdir[PATH_MAX + 8], state[PATH_MAX];
+		snprintf(simdir, sizeof simdir, "%s/sim", dir);
+		if (access(simdir, X_OK)) {
+			fprintf(stderr, "gpupool run: --sim: %s: %s\n", simdir, strerror(errno));
+			goto fail;
+		}
+		snprintf(state, sizeof state, "%s/gpupool-sim-%u.state", runtime_dir(),
+			 (unsigned)getuid());
+		if (prepend("LD_LIBRARY_PATH", simdir) ||
+		    (!getenv("GPUPOOL_SIM_STATE") && put("GPUPOOL_SIM_STATE", state)))
+			goto fail;
+	}
+
+	child = fork();
+	if (child < 0) {
+		perror("gpupool run: fork");
+		goto fail;
+	}
+	if (child == 0) {
+		execvp(argv[optind], argv + optind);
+		fprintf(stderr, "gpupool run: %s: %s\n", argv[optind], strerror(errno));
+		_exit(127);
+	}
+	rc = wait_child();
+	if (region_tmp[0])
+		unlink(region_tmp);
+	return rc;
+fail:
+	if (region_tmp[0])
+		unlink(region_tmp);
+	return GP_EXIT_FAIL;
+}
