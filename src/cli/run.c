@@ -86,6 +86,26 @@ static int prepend(const char *var, const char *dir)
 	return rc;
 }
 
+#ifdef __SANITIZE_ADDRESS__
+#include <dlfcn.h>
+/* A sanitizer build of libgpupool.so (make check) needs the ASan runtime
+ * loaded before it: preload the one this gpupool runs with, first. */
+static int preload_sanitizer(void)
+{
+	void *sym = dlsym(RTLD_DEFAULT, "__asan_init");
+	Dl_info info;
+
+	if (!sym || !dladdr(sym, &info) || !info.dli_fname)
+		return 0;
+	return prepend("LD_PRELOAD", info.dli_fname);
+}
+#else
+static int preload_sanitizer(void)
+{
+	return 0;
+}
+#endif
+
 /* Wait for the child, forwarding signals; returns the exit code to use. */
 static int wait_child(void)
 {
@@ -167,7 +187,8 @@ int gp_cli_run(int argc, char **argv)
 		region = region_tmp;
 	}
 
-	if (prepend("LD_PRELOAD", lib) || (memory && put("GPUPOOL_MEMORY_LIMIT", memory)) ||
+	if (prepend("LD_PRELOAD", lib) || preload_sanitizer() ||
+	    (memory && put("GPUPOOL_MEMORY_LIMIT", memory)) ||
 	    (cores && put("GPUPOOL_CORE_LIMIT", cores)) ||
 	    (priority && put("GPUPOOL_PRIORITY", priority)) ||
 	    (region && put("GPUPOOL_REGION", region)) || (verbose && put("GPUPOOL_LOG", "info")))

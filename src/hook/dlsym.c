@@ -7,6 +7,10 @@
  * resolves RTLD_NEXT and RTLD_DEFAULT relative to its caller's return
  * address, which a C wrapper would replace with an address inside this
  * library, breaking other interposers and every RTLD_NEXT user.
+ *
+ * Sanitizer runtimes resolve their own interceptors with dlsym before they
+ * are initialised, so this path is built without instrumentation and looks
+ * at nothing but the name until it knows the name is ours.
  */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -19,14 +23,16 @@ void *(*gp__real_dlsym)(void *, const char *);
 /* Entry-point used only if glibc's dlsym cannot be found at all (no
  * versioned dlsym in libc: not a glibc we know).  Finding nothing is the
  * safe answer. */
-static void *no_dlsym(void *handle, const char *name)
+#define NO_SANITIZE __attribute__((no_sanitize("address", "undefined")))
+
+NO_SANITIZE static void *no_dlsym(void *handle, const char *name)
 {
 	(void)handle;
 	(void)name;
 	return NULL;
 }
 
-static void find_real_dlsym(void)
+NO_SANITIZE static void find_real_dlsym(void)
 {
 	/* dlvsym is not interposed, so this is glibc's own lookup. Versions:
 	 * 2.34 moved dlsym into libc; older x86-64 and aarch64 bases. */
@@ -40,7 +46,7 @@ static void find_real_dlsym(void)
 }
 
 void gp__dlsym_init(void);
-void gp__dlsym_init(void)
+NO_SANITIZE void gp__dlsym_init(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 
@@ -50,11 +56,13 @@ void gp__dlsym_init(void)
 /* Called by the stub with dlsym's arguments.  Returns our hook for `name`,
  * or NULL to let the real dlsym answer. */
 void *gp__dlsym_hook(void *handle, const char *name);
-void *gp__dlsym_hook(void *handle, const char *name)
+NO_SANITIZE void *gp__dlsym_hook(void *handle, const char *name)
 {
 	(void)handle; /* any handle: a cu* name always means the driver's */
-	gp__dlsym_init();
-	if (!name)
+	if (!gp__real_dlsym)
+		gp__dlsym_init();
+	/* Two compares reject every name that cannot be ours. */
+	if (!name || (name[0] == 'c' ? name[1] != 'u' : (name[0] != 'n' || name[1] != 'v')))
 		return NULL;
 	return gp__hook_by_name(name);
 }

@@ -142,10 +142,6 @@ CUresult gp__need_slow(void **slot, enum gp__lib lib)
 
 void *gp__hook_by_name(const char *name)
 {
-	/* Every dlsym in the process comes through here: reject what cannot
-	 * be ours with two compares. */
-	if (name[0] == 'c' ? name[1] != 'u' : (name[0] != 'n' || name[1] != 'v'))
-		return NULL;
 	for (size_t i = 0; i < NENTRIES; i++) {
 		if (!table[i].hook || strcmp(table[i].name, name) != 0)
 			continue;

@@ -46,8 +46,9 @@ static int env_has_key(const char *entry, const char *kv)
 }
 
 /* Build the child's environment: ours, minus keys overridden in `env`,
- * plus `env` (except "K=" removals), plus LD_PRELOAD for the hook. */
-static char **child_env(const char *const env[], int hook)
+ * plus `env` (except "K=" removals), plus LD_PRELOAD for the hook (a new
+ * string, returned in *preload for the caller to free). */
+static char **child_env(const char *const env[], int hook, char **preload)
 {
 	size_t n = 0, extra = 0, k = 0;
 	char **out;
@@ -89,7 +90,7 @@ static char **child_env(const char *const env[], int hook)
 		if (asprintf(&pre, "LD_PRELOAD=%s%s%s/libgpupool.so", asan, *asan ? " " : "",
 			     gpt_build()) < 0)
 			abort();
-		out[k++] = pre; /* leaked on purpose: lives until the test exits */
+		out[k++] = *preload = pre;
 	}
 	out[k] = NULL;
 	return out;
@@ -98,13 +99,13 @@ static char **child_env(const char *const env[], int hook)
 int gpt_spawn(struct gpt_proc *p, const char *const argv[], const char *const env[], int flags)
 {
 	int pipefd[2];
-	char **envp;
+	char **envp, *preload = NULL;
 
 	memset(p, 0, sizeof *p);
 	p->pid = -1;
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
-	envp = child_env(env, flags & GPT_HOOK);
+	envp = child_env(env, flags & GPT_HOOK, &preload);
 	fflush(NULL);
 	p->pid = fork();
 	if (p->pid < 0) {
@@ -112,6 +113,7 @@ int gpt_spawn(struct gpt_proc *p, const char *const argv[], const char *const en
 		close(pipefd[0]);
 		close(pipefd[1]);
 		free(envp);
+		free(preload);
 		return -e;
 	}
 	if (p->pid == 0) {
@@ -123,6 +125,7 @@ int gpt_spawn(struct gpt_proc *p, const char *const argv[], const char *const en
 		_exit(127);
 	}
 	free(envp);
+	free(preload);
 	close(pipefd[1]);
 	p->out_fd = pipefd[0];
 	return 0;

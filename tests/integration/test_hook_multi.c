@@ -352,7 +352,9 @@ static void test_visible_devices(void **state)
 
 	/* A UUID prefix, one device, a percentage: half of the A100. */
 	setenv("GPUPOOL_SIM_GPUS", TWO_GPUS + strlen("GPUPOOL_SIM_GPUS="), 1);
-	setenv("GPUPOOL_SIM_STATE", gpt_tmp_path("uuid-probe"), 1);
+	char *probe = gpt_tmp_path("uuid-probe");
+	setenv("GPUPOOL_SIM_STATE", probe, 1);
+	free(probe);
 	assert_int_equal(nvmlInit_v2(), NVML_SUCCESS);
 	assert_int_equal(nvmlDeviceGetHandleByIndex_v2(1, &h), NVML_SUCCESS);
 	assert_int_equal(nvmlDeviceGetUUID(h, uuid1, sizeof uuid1), NVML_SUCCESS);
