@@ -1,0 +1,136 @@
+/* state.h - the simulated machine shared by every process that uses it.
+ *
+ * One mapped file (GPUPOOL_SIM_STATE, or a private memfd when unset) holds
+ * the configuration, the device memory in use, what each process holds and
+ * the device timelines.  Processes take a slot with a lease (lease.h): when
+ * one dies, however it dies, the next process that looks finds the lease
+ * free and gives its memory back, as the real driver does when a process
+ * goes away.  A robust mutex guards the counters; critical sections are a
+ * few loads and stores and never sleep.
+ *
+ * libnvidia-ml.so.1 calls the gp__sim_* functions declared here (they are
+ * exported by libcuda.so.1), so that NVML and the driver of one process
+ * always look at the same machine.
+ */
+#ifndef GP_SIM_STATE_H
+#define GP_SIM_STATE_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "sim/machine.h"
+
+#define GP_SIM_STATE_MAGIC 0x4d495347u /* "GSIM" */
+#define GP_SIM_STATE_VERSION 1u
+#define GP_SIM_STATE_PROCS 128  /* process slots */
+#define GP_SIM_RING 1024        /* busy intervals kept per device */
+
+/* Kinds of busy interval on a device timeline. */
+enum {
+	GP_SIM_BUSY_SM = 1,   /* a compute kernel (spin_*) */
+	GP_SIM_BUSY_MEM = 2,  /* a memory-bound kernel (fill_u32) */
+};
+
+/* One stretch of device time taken by one process. */
+struct gp_sim_busy {
+	uint64_t start_ns;    /* CLOCK_MONOTONIC */
+	uint64_t end_ns;
+	int32_t pid;
+	uint32_t kind;        /* GP_SIM_BUSY_* */
+};
+
+/* Dynamic state of one device. */
+struct gp_sim_devstate {
+	uint64_t used;            /* bytes in use by all processes (sum of
+	                             their `used`); the driver reservation is
+	                             not included */
+	uint64_t busy_until_ns;   /* when the last scheduled kernel ends */
+	uint32_t head;            /* ring index of the newest interval */
+	uint32_t count;           /* valid intervals in the ring */
+	struct gp_sim_busy ring[GP_SIM_RING];
+};
+
+enum { GP_SIM_PROC_FREE = 0, GP_SIM_PROC_ACTIVE = 1 };
+
+/* One process using the machine (it called cuInit). */
+struct gp_sim_proc {
+	uint32_t state;                   /* GP_SIM_PROC_* */
+	int32_t pid;
+	uint64_t attached_ns;
+	uint64_t used[GP_SIM_GPUS_MAX];   /* bytes it holds per device:
+	                                     allocations, pools, contexts */
+	uint32_t contexts[GP_SIM_GPUS_MAX]; /* live contexts per device */
+};
+
+/* The file. */
+struct gp_sim_hdr {
+	uint32_t magic;           /* written last at creation */
+	uint32_t version;
+	uint64_t size;            /* sizeof(struct gp_sim_hdr) */
+	char boot_id[40];         /* kernel boot id: timelines are monotonic
+	                             times and do not survive a reboot */
+	struct gp_sim_config cfg; /* the GPUs; fixed for the file's life */
+	union {
+		pthread_mutex_t m;
+		char pad[64];
+	} lock;                   /* robust; guards everything below */
+	uint64_t last_sweep_ns;   /* rate limit of dead-process sweeps */
+	struct gp_sim_devstate dev[GP_SIM_GPUS_MAX];
+	struct gp_sim_proc proc[GP_SIM_STATE_PROCS];
+};
+
+/* A process as NVML lists it. */
+struct gp_sim_procinfo {
+	int pid;
+	uint64_t used;            /* bytes on the device */
+	unsigned contexts;
+};
+
+/* Open this process's view of the machine, once: parse GPUPOOL_SIM_GPUS,
+ * open or create GPUPOOL_SIM_STATE.  Thread-safe; later calls return the
+ * first call's result.  Returns 0, -EINVAL (bad GPUPOOL_SIM_GPUS), -EPROTO
+ * (state file of another configuration or layout) or another -errno; the
+ * reason has been logged. */
+int gp__sim_machine_open(void) __attribute__((warn_unused_result));
+
+/* The machine (after a successful gp__sim_machine_open), else NULL. */
+struct gp_sim_hdr *gp__sim_machine(void);
+
+/* Lock / unlock the machine.  Lock returns 0 or a negative errno; a dead
+ * holder's half-done update is repaired first. */
+int gp__sim_state_lock(void) __attribute__((warn_unused_result));
+void gp__sim_state_unlock(void);
+
+/* Take a process slot for this process (cuInit).  0 or -ENOSPC/-errno. */
+int gp__sim_proc_attach(void) __attribute__((warn_unused_result));
+
+/* Charge `bytes` on device `dev` to this process.  0, or -ENOMEM when the
+ * device is full even after giving back dead processes' memory. */
+int gp__sim_charge(unsigned dev, uint64_t bytes) __attribute__((warn_unused_result));
+
+/* Give back `bytes` charged with gp__sim_charge. */
+void gp__sim_uncharge(unsigned dev, uint64_t bytes);
+
+/* Count a context of this process on device `dev` (+1 / -1). */
+void gp__sim_count_context(unsigned dev, int delta);
+
+/* Reclaim the slots of dead processes, unless another sweep ran less than
+ * `min_interval_ns` ago.  Returns the number of slots reclaimed. */
+int gp__sim_sweep(uint64_t min_interval_ns);
+
+/* How long sweeps triggered by queries wait between runs. */
+#define GP_SIM_SWEEP_INTERVAL_NS 20000000ull   /* 20 ms */
+
+/* Bytes in use on device `dev`, all processes (after a rate-limited
+ * sweep).  The driver reservation is not included. */
+uint64_t gp__sim_dev_used(unsigned dev);
+
+/* The live processes with a context or memory on device `dev`: fills up
+ * to `cap` entries and returns how many there are. */
+unsigned gp__sim_dev_procs(unsigned dev, struct gp_sim_procinfo *out, unsigned cap);
+
+/* Called in a forked child: give the child its own open file description
+ * (so its leases are its own) and forget the parent's slot. */
+void gp__sim_state_forked(void);
+
+#endif

@@ -1,0 +1,46 @@
+/* timeline.h - the device timelines: one per GPU, shared by every process.
+ *
+ * A GPU without MPS time-slices: one kernel at a time, whoever launched
+ * it.  A kernel starts at max(now, the device's busy-until, its stream's
+ * previous completion) and occupies the device for its duration.  Each
+ * scheduled stretch is kept in a bounded ring of busy intervals per device
+ * (back-to-back kernels of one process merge into one interval), from which
+ * NVML derives device and per-process utilization.
+ */
+#ifndef GP_SIM_TIMELINE_H
+#define GP_SIM_TIMELINE_H
+
+#include <stdint.h>
+
+#include "sim/state.h"
+
+/* Busy time of one process over a window. */
+struct gp_sim_pidbusy {
+	int pid;
+	uint64_t busy_ns;    /* any kernel */
+	uint64_t mem_ns;     /* memory-bound kernels */
+	uint64_t last_ns;    /* end of its last interval in the window */
+};
+
+/* Schedule `dur_ns` of device time of `kind` (GP_SIM_BUSY_*) for this
+ * process on device `dev`, starting no earlier than `not_before`.  Returns
+ * the completion time (CLOCK_MONOTONIC ns); the start goes to *start when
+ * not NULL.  Zero-length work takes no interval. */
+uint64_t gp__sim_timeline_run(unsigned dev, uint64_t not_before, uint64_t dur_ns,
+			      uint32_t kind, uint64_t *start);
+
+/* Device utilization over the last `window_ns` ending now, in percent:
+ * any kernel (gpu) and memory-bound kernels (mem). */
+void gp__sim_timeline_util(unsigned dev, uint64_t window_ns, unsigned *gpu, unsigned *mem);
+
+/* Busy time per process over [from, to): one entry per process that had
+ * any, at most `cap`; returns the number filled. */
+unsigned gp__sim_timeline_by_pid(unsigned dev, uint64_t from, uint64_t to,
+				 struct gp_sim_pidbusy *out, unsigned cap);
+
+/* A process died: drop its intervals that have not started yet and cut
+ * the running one at `now`, when they are the newest on the device (work
+ * queued behind them by others keeps its schedule).  Machine lock held. */
+void gp__sim_timeline_forget_locked(struct gp_sim_hdr *h, unsigned dev, int pid, uint64_t now);
+
+#endif
