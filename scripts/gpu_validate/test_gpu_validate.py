@@ -435,11 +435,19 @@ def _alive(pid):
     except ProcessLookupError:
         return False
 
+# Like the library, charge each process's CUDA context to the budget, on
+# its first use of the card (any call).
+CONTEXT = 256 << 20
 _mine = {"": 0}
+_context = []
 
 def _update(delta, cap):
     # Apply delta to this process's usage unless the usage of all processes
     # would pass cap; returns whether it did.
+    if not _context:
+        _context.append(1)
+        if not os.environ.get("FAKE_IGNORE_LIMIT"):
+            _update(CONTEXT, cap)
     path = os.environ.get("GPUPOOL_REGION")
     if not path:
         if _mine[""] + delta > cap:
@@ -466,6 +474,7 @@ def _update(delta, cap):
     return True
 
 def mem_get_info():
+    _update(0, total())
     path = os.environ.get("GPUPOOL_REGION")
     used = _mine[""]
     if path and os.path.exists(path):
@@ -944,9 +953,9 @@ class ScriptTest(unittest.TestCase):
                   "jax/preallocation"]
         self.assertEqual(sorted(results), sorted(names))
         self.assertEqual({r["status"] for r in results.values()}, {"PASS"}, out)
-        self.assertIn("process took 3.00 GiB (NVML usage of pid",
+        self.assertIn("process took 3.25 GiB (NVML usage of pid",  # 3/4 of 4 GiB + context
                       results["jax/preallocation"]["reason"])
-        self.assertIn("second's 3.00 GiB refused: torch.OutOfMemoryError",
+        self.assertIn("second's 2.00 GiB refused: torch.OutOfMemoryError",
                       results["torch/shared-region/second-refused"]["reason"])
 
     def test_framework_checks_catch_an_ignored_limit(self):
