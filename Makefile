@@ -140,7 +140,7 @@ check:
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
 # --- demo and benchmarks ----------------------------------------------------
-demo: all $(B)/tests/integration/workload
+demo: all $(B)/tests/integration/tenant
 	@GP_BUILD=$(B) scripts/demo
 
 BENCH_SRC := $(wildcard bench/*.c)
