@@ -186,13 +186,11 @@ static CUresult destroy(void *a, CUresult (*real)(void *))
 {
 	struct gp__rec rec;
 	uint64_t key = (uint64_t)(uintptr_t)a;
-	int known = a && gp__tab_take(&gp__tabs[GP_S_ARRAY], key, &rec) == 0;
+	int ours = gp__free_begin(GP_S_ARRAY, key, GP_K_ARRAY, &rec);
 	CUresult rc = real(a);
 
-	if (known && rc == CUDA_SUCCESS)
+	if (ours && gp__free_end(GP_S_ARRAY, key, &rec, rc))
 		gp__uncharge(rec.dev, rec.bytes);
-	else if (known && gp__tab_put(&gp__tabs[GP_S_ARRAY], key, &rec))
-		gp_error("out of host memory re-tracking an array");
 	return rc;
 }
 

@@ -80,3 +80,30 @@ CUresult gp__recharge(int dev, uint64_t est, uint64_t real)
 		gp__uncharge(dev, est - real);
 	return CUDA_SUCCESS;
 }
+
+/* Put a record back; if the table cannot grow, the object stays charged
+ * for good (an over-count, never an under-count). */
+static void keep(enum gp__space sp, uint64_t key, const struct gp__rec *rec)
+{
+	if (gp__tab_put(&gp__tabs[sp], key, rec))
+		gp_error("out of host memory keeping a record; its %llu bytes stay charged",
+			 (unsigned long long)rec->bytes);
+}
+
+int gp__free_begin(enum gp__space sp, uint64_t key, enum gp__kind kind, struct gp__rec *rec)
+{
+	if (!key || gp__tab_take(&gp__tabs[sp], key, rec))
+		return 0;
+	if (rec->kind == kind)
+		return 1;
+	keep(sp, key, rec); /* not the kind this call frees */
+	return 0;
+}
+
+int gp__free_end(enum gp__space sp, uint64_t key, const struct gp__rec *rec, CUresult rc)
+{
+	if (rc == CUDA_SUCCESS)
+		return 1;
+	keep(sp, key, rec); /* the driver kept the object; so do we */
+	return 0;
+}

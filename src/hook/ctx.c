@@ -233,18 +233,13 @@ GP_EXPORT CUresult CUDAAPI cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ct
 static CUresult destroy(CUcontext ctx, CUresult (*real)(CUcontext))
 {
 	struct gp__rec rec;
-	CUresult rc;
 	uint64_t key = (uint64_t)(uintptr_t)ctx;
-	int known = ctx && gp__tab_take(&gp__tabs[GP_S_CTX], key, &rec) == 0;
+	int ours = gp__free_begin(GP_S_CTX, key, GP_K_CTX, &rec);
+	CUresult rc = real(ctx);
 
-	rc = real(ctx);
-	if (!known)
-		return rc;
-	if (rc == CUDA_SUCCESS) {
+	if (ours && gp__free_end(GP_S_CTX, key, &rec, rc)) {
 		gp__uncharge(rec.dev, rec.bytes);
 		gp__drop_owned(key);
-	} else if (gp__tab_put(&gp__tabs[GP_S_CTX], key, &rec)) {
-		gp_error("out of host memory re-tracking a context");
 	}
 	return rc;
 }

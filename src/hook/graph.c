@@ -187,18 +187,16 @@ GP_EXPORT CUresult CUDAAPI cuGraphUpload_ptsz(CUgraphExec hGraphExec, CUstream h
 
 GP_EXPORT CUresult CUDAAPI cuGraphExecDestroy(CUgraphExec hGraphExec)
 {
+	uint64_t key = (uint64_t)(uintptr_t)hGraphExec;
 	struct gp__rec rec;
 	CUresult rc;
-	int known;
+	int ours;
 
 	GP_NEED_REAL(cuGraphExecDestroy);
-	known = hGraphExec &&
-		gp__tab_take(&gp__tabs[GP_S_EXEC], (uint64_t)(uintptr_t)hGraphExec, &rec) == 0;
+	ours = gp__free_begin(GP_S_EXEC, key, GP_K_EXEC, &rec);
 	rc = gp__real_cuGraphExecDestroy(hGraphExec);
-	if (known && rc == CUDA_SUCCESS)
-		settle(rec.dev);
-	else if (known && gp__tab_put(&gp__tabs[GP_S_EXEC], (uint64_t)(uintptr_t)hGraphExec, &rec))
-		gp_warn("out of host memory re-tracking graph %p", (void *)hGraphExec);
+	if (ours && gp__free_end(GP_S_EXEC, key, &rec, rc))
+		settle(rec.dev); /* its allocations may leave the reserve */
 	return rc;
 }
 

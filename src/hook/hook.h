@@ -199,6 +199,14 @@ extern struct gp__tab gp__tabs[GP_S_COUNT];
  * them: the driver freed that memory with the context. */
 void gp__drop_owned(uint64_t ctx);
 
+/* Freeing a tracked object takes two steps around the driver call.
+ * gp__free_begin takes the record of `key` out if it is of `kind` (so two
+ * threads freeing one object cannot both give its charge back) and returns
+ * whether it did.  gp__free_end returns 1 when the driver freed it (the
+ * caller then gives the charge back) and otherwise puts the record back. */
+int gp__free_begin(enum gp__space sp, uint64_t key, enum gp__kind kind, struct gp__rec *rec);
+int gp__free_end(enum gp__space sp, uint64_t key, const struct gp__rec *rec, CUresult rc);
+
 /* The tenant's view of a card with `limit` bytes of budget of which it
  * uses `used`: total = the budget but never more than the card; free =
  * total - used, never below 0 and never more than the card really has

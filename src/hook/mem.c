@@ -112,22 +112,16 @@ GP_EXPORT CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch,
 GP_EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr)
 {
 	struct gp__rec rec;
+	int ours;
 	CUresult rc;
 
 	GP_NEED_REAL(cuMemFree_v2);
-	if (dptr == 0 || gp__tab_take(&gp__tabs[GP_S_PTR], dptr, &rec) ||
-	    rec.kind != GP_K_ALLOC) {
-		/* Not ours (or a VMM mapping, which cuMemFree rejects): the
-		 * driver decides. */
-		return gp__real_cuMemFree_v2(dptr);
-	}
+	/* Not ours (an IPC import, a VMM mapping, garbage): the driver
+	 * decides, and nothing is given back. */
+	ours = gp__free_begin(GP_S_PTR, dptr, GP_K_ALLOC, &rec);
 	rc = gp__real_cuMemFree_v2(dptr);
-	if (rc == CUDA_SUCCESS) {
+	if (ours && gp__free_end(GP_S_PTR, dptr, &rec, rc))
 		gp__uncharge(rec.dev, rec.bytes);
-	} else if (gp__tab_put(&gp__tabs[GP_S_PTR], dptr, &rec)) {
-		/* The driver kept it; so do we (or it stays charged forever). */
-		gp_error("out of host memory re-tracking an allocation");
-	}
 	return rc;
 }
 

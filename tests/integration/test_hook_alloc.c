@@ -276,6 +276,35 @@ static int child_foreign_free(int argc, char **argv)
 	return 0;
 }
 
+/* cuMemFree on a VMM mapping's address is the driver's business (it does
+ * not free VMM memory); the mapping must still be accounted afterwards, so
+ * that unmapping gives the memory back. */
+static int child_vmm_wrong_free(int argc, char **argv)
+{
+	CUmemAllocationProp prop = {.type = CU_MEM_ALLOCATION_TYPE_PINNED,
+				    .location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0}};
+	CUmemAccessDesc acc = {.location = prop.location, .flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE};
+	CUmemGenericAllocationHandle h;
+	CUdeviceptr va;
+	size_t f0, f1, t;
+
+	(void)argc;
+	(void)argv;
+	cu_setup(0);
+	cu_ok(cuMemGetInfo_v2(&f0, &t), "info");
+	cu_ok(cuMemCreate(&h, CHUNK, &prop, 0), "cuMemCreate");
+	cu_ok(cuMemAddressReserve(&va, CHUNK, 0, 0, 0), "reserve");
+	cu_ok(cuMemMap(va, CHUNK, 0, h, 0), "map");
+	cu_ok(cuMemSetAccess(va, CHUNK, &acc, 1), "access");
+	cu_ok(cuMemRelease(h), "release");
+	out("free_rc", "%d", (int)cuMemFree_v2(va));
+	cu_ok(cuMemUnmap(va, CHUNK), "unmap");
+	cu_ok(cuMemAddressFree(va, CHUNK), "address free");
+	cu_ok(cuMemGetInfo_v2(&f1, &t), "info");
+	out("back", "%d", f1 == f0);
+	return 0;
+}
+
 /* Destroying a context gives back its cost and what was allocated in it. */
 static int child_ctx_destroy(int argc, char **argv)
 {
@@ -346,6 +375,7 @@ static const struct gpt_child children[] = {
 	{"mix", child_mix},
 	{"foreign_free", child_foreign_free},
 	{"ctx_destroy", child_ctx_destroy},
+	{"vmm_wrong_free", child_vmm_wrong_free},
 	{"ipc_export", child_ipc_export},
 	{"ipc_import", child_ipc_import},
 	{NULL, NULL},
@@ -466,6 +496,18 @@ static void test_ctx_destroy(void **state)
 	assert_int_equal(gpt_get_u64(&p, "back"), 1);
 }
 
+static void test_vmm_wrong_free(void **state)
+{
+	struct gpt_proc p;
+	const char *env[] = {gpt_env_state(), NULL, "GPUPOOL_MEMORY_LIMIT=4GiB", NULL};
+
+	(void)state;
+	env[1] = gpt_env_region();
+	gpt_run_child(&p, "vmm_wrong_free", NULL, env, GPT_HOOK);
+	assert_int_not_equal(gpt_get_u64(&p, "free_rc"), CUDA_SUCCESS);
+	assert_int_equal(gpt_get_u64(&p, "back"), 1);
+}
+
 static void test_ipc_import_not_charged(void **state)
 {
 	struct gpt_proc ex, im;
@@ -506,6 +548,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_charges_match_driver),
 		cmocka_unit_test(test_foreign_free),
 		cmocka_unit_test(test_ctx_destroy),
+		cmocka_unit_test(test_vmm_wrong_free),
 		cmocka_unit_test(test_ipc_import_not_charged),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
