@@ -27,9 +27,8 @@ static pthread_mutex_t pools_lock = PTHREAD_MUTEX_INITIALIZER;
 static int dirty; /* frees happened since the last refresh */
 
 /* The slot of pool h; with `create`, register it on device `dev` if new
- * (dev -1 for a host pool).  NULL if unknown, or if the table is full: the
- * pool is then charged only through its allocations' pre-charges, and we
- * say so. */
+ * (dev -1 for a host pool).  NULL if unknown, or if the table is full (we
+ * say so; alloc_async then charges that pool's allocations one by one). */
 static struct pool *pool_slot(CUmemoryPool h, int dev, int create)
 {
 	struct pool *p = NULL, *free_slot = NULL;
@@ -142,13 +141,19 @@ static CUresult alloc_async(CUdeviceptr *dptr, size_t size, CUmemoryPool pool, C
 	p = pool_slot(h, dev, 1);
 	if (p && p->charged_dev < 0)
 		return CALL(); /* host memory */
-	est = growth(h, size);
-	if (est && (rc = gp__charge(p ? p->charged_dev : dev, est, 0)))
+	/* The pool's own device pays (a pool may serve streams of others).
+	 * A pool we cannot track (the table is full) is charged per
+	 * allocation, for good: an over-count, never an under-count. */
+	if (p)
+		dev = p->charged_dev;
+	est = p ? growth(h, size) : gp__granules(size);
+	if (est && (rc = gp__charge(dev, est, 0)))
 		return rc;
 	rc = CALL();
-	settle(p);
-	if (est)
-		gp__uncharge(p ? p->charged_dev : dev, est);
+	if (p)
+		settle(p);
+	if (est && (p || rc != CUDA_SUCCESS))
+		gp__uncharge(dev, est);
 	return rc;
 #undef CALL
 }
