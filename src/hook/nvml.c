@@ -35,8 +35,26 @@ struct view {
 	                   used the device (its usage is then 0) */
 };
 
-/* The CUDA ordinal of NVML device h (index idx), or -1 if CUDA cannot see
- * it in this process. */
+/* How many of the machine's `count` GPUs have a UUID starting with
+ * `prefix`.  The driver accepts a UUID entry only if exactly one does. */
+static unsigned uuid_matches(const char *prefix, size_t len, unsigned count)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < count; i++) {
+		char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
+		nvmlDevice_t h;
+
+		if (gp__real_nvmlDeviceGetHandleByIndex_v2(i, &h) == NVML_SUCCESS &&
+		    gp__real_nvmlDeviceGetUUID(h, uuid, sizeof uuid) == NVML_SUCCESS &&
+		    strncmp(uuid, prefix, len) == 0)
+			n++;
+	}
+	return n;
+}
+
+/* The CUDA ordinal of the GPU with NVML index `idx` and `uuid` among the
+ * machine's `count`, or -1 if CUDA cannot see it in this process. */
 static int visible_ordinal(unsigned idx, const char *uuid, unsigned count)
 {
 	const char *cursor = getenv("CUDA_VISIBLE_DEVICES"), *item;
@@ -46,19 +64,22 @@ static int visible_ordinal(unsigned idx, const char *uuid, unsigned count)
 	if (!cursor)
 		return (int)idx;
 	while ((item = gp_list_next(&cursor, ',', &len))) {
-		char buf[96];
+		char buf[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
 		uint64_t n;
 
+		/* An invalid entry ends the list, as the driver reads it. */
 		if (len == 0 || len >= sizeof buf)
 			return -1;
 		memcpy(buf, item, len);
 		buf[len] = '\0';
 		if (gp_parse_u64(buf, &n) == 0) {
 			if (n >= count)
-				return -1; /* an invalid entry ends the list */
+				return -1;
 			if (n == idx)
 				return k;
 		} else if (strncmp(buf, "GPU-", 4) == 0) {
+			if (uuid_matches(buf, len, count) != 1)
+				return -1;
 			if (strncmp(uuid, buf, len) == 0)
 				return k;
 		} else {
@@ -88,6 +109,7 @@ static int tenant_view(nvmlDevice_t h, uint64_t total, struct view *v)
 		}
 	}
 	if (!gp__real_nvmlDeviceGetIndex || !gp__real_nvmlDeviceGetCount_v2 ||
+	    !gp__real_nvmlDeviceGetHandleByIndex_v2 ||
 	    gp__real_nvmlDeviceGetIndex(h, &idx) != NVML_SUCCESS ||
 	    gp__real_nvmlDeviceGetCount_v2(&count) != NVML_SUCCESS)
 		return 0;

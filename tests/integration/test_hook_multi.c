@@ -366,6 +366,15 @@ static void test_visible_devices(void **state)
 	assert_int_equal(gpt_get_u64(&p, "cuda0_total"), 20 * GiB);
 	assert_int_equal(gpt_get_u64(&p, "nvml1_total"), 20 * GiB);
 	assert_int_equal(gpt_get_u64(&p, "nvml0_total"), 80 * GiB); /* not visible: real */
+
+	/* A UUID entry matching no GPU ends the list: the A100 after it is
+	 * not visible, so neither CUDA nor NVML applies ordinal 1's budget. */
+	snprintf(uuid_env, sizeof uuid_env, "CUDA_VISIBLE_DEVICES=0,GPU-ffffffff,%.12s", uuid1);
+	visible(&p, uuid_env, "GPUPOOL_MEMORY_LIMIT_0=1GiB", "GPUPOOL_MEMORY_LIMIT_2=2GiB");
+	assert_int_equal(gpt_get_u64(&p, "count"), 1);
+	assert_int_equal(gpt_get_u64(&p, "cuda0_total"), 1 * GiB);
+	assert_int_equal(gpt_get_u64(&p, "nvml0_total"), 1 * GiB);
+	assert_int_equal(gpt_get_u64(&p, "nvml1_total"), 40 * GiB);
 }
 
 static const struct gpt_child children[] = {
