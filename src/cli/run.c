@@ -47,9 +47,14 @@ static const char help[] =
 
 static pid_t child;
 
-static void forward(int sig)
+/* Pass on a signal sent to us by a process (kill, a supervisor).  One the
+ * terminal generated (Ctrl-C) went to the whole foreground process group,
+ * the program included: passing it on would deliver it twice. */
+static void forward(int sig, siginfo_t *info, void *uctx)
 {
-	if (child > 0)
+	(void)uctx;
+	if (child > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE) &&
+	    info->si_pid != child)
 		kill(child, sig);
 }
 
@@ -109,7 +114,7 @@ static int preload_sanitizer(void)
 /* Wait for the child, forwarding signals; returns the exit code to use. */
 static int wait_child(void)
 {
-	struct sigaction sa = {.sa_handler = forward};
+	struct sigaction sa = {.sa_sigaction = forward, .sa_flags = SA_SIGINFO};
 	const int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
 	int status;
 

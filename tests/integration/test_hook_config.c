@@ -3,6 +3,7 @@
  * the budget stops CUDA from starting, with a message naming the cause.
  * And `gpupool run`, the way users start programs under the hook. */
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,25 @@ static void test_run_exit_codes(void **state)
 	assert_int_equal(access(gpt_get(&p, "region"), F_OK), -1);
 }
 
+/* A signal sent to gpupool run (by a supervisor) reaches the program, once;
+ * the exit status is the program's. */
+static void test_run_forwards_signals(void **state)
+{
+	struct gpt_proc p;
+	const char *argv[] = {gpupool, "run", "--", "/bin/sh", "-c",
+			      "trap 'echo got=term; exit 3' TERM; echo ready=1; "
+			      "while :; do sleep 0.05; done", NULL};
+	const char *env[] = {"GPUPOOL_REGION=", "GPUPOOL_MEMORY_LIMIT=", NULL};
+
+	(void)state;
+	assert_int_equal(gpt_spawn(&p, argv, env, 0), 0);
+	if (gpt_wait_for(&p, "ready", 30000))
+		fail_msg("%s", p.out);
+	kill(p.pid, SIGTERM);
+	assert_int_equal(gpt_wait(&p, 30000), 3);
+	assert_string_equal(gpt_get(&p, "got"), "term");
+}
+
 static void test_run_usage_errors(void **state)
 {
 	static const struct {
@@ -253,6 +273,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_disagreeing_budget_refused),
 		cmocka_unit_test(test_run_under_budget),
 		cmocka_unit_test(test_run_exit_codes),
+		cmocka_unit_test(test_run_forwards_signals),
 		cmocka_unit_test(test_run_usage_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
