@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "common/parse.h"
+#include "common/visible.h"
 #include "hook/hook.h"
 
 /* gp__need for NVML entry points, with NVML's error codes. */
@@ -35,58 +36,30 @@ struct view {
 	                   used the device (its usage is then 0) */
 };
 
-/* How many of the machine's `count` GPUs have a UUID starting with
- * `prefix`.  The driver accepts a UUID entry only if exactly one does. */
-static unsigned uuid_matches(const char *prefix, size_t len, unsigned count)
+/* The CUDA ordinal of the GPU with NVML index `idx`, or -1 if CUDA cannot
+ * see it in this process: its position in the machine's devices as
+ * CUDA_VISIBLE_DEVICES lists them (common/visible.h, the same reading the
+ * driver does). */
+static int visible_ordinal(unsigned idx, unsigned count)
 {
-	unsigned n = 0;
+	char uuids[GP_REGION_MAX_DEVS][NVML_DEVICE_UUID_V2_BUFFER_SIZE];
+	const char *names[GP_REGION_MAX_DEVS];
+	int vis[GP_REGION_MAX_DEVS];
+	unsigned n;
 
+	if (count > GP_REGION_MAX_DEVS)
+		count = GP_REGION_MAX_DEVS;
 	for (unsigned i = 0; i < count; i++) {
-		char uuid[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
 		nvmlDevice_t h;
-
-		if (gp__real_nvmlDeviceGetHandleByIndex_v2(i, &h) == NVML_SUCCESS &&
-		    gp__real_nvmlDeviceGetUUID(h, uuid, sizeof uuid) == NVML_SUCCESS &&
-		    strncmp(uuid, prefix, len) == 0)
-			n++;
+		uuids[i][0] = '\0';
+		if (gp__real_nvmlDeviceGetHandleByIndex_v2(i, &h) == NVML_SUCCESS)
+			(void)gp__real_nvmlDeviceGetUUID(h, uuids[i], sizeof uuids[i]);
+		names[i] = uuids[i];
 	}
-	return n;
-}
-
-/* The CUDA ordinal of the GPU with NVML index `idx` and `uuid` among the
- * machine's `count`, or -1 if CUDA cannot see it in this process. */
-static int visible_ordinal(unsigned idx, const char *uuid, unsigned count)
-{
-	const char *cursor = getenv("CUDA_VISIBLE_DEVICES"), *item;
-	size_t len;
-	int k = 0;
-
-	if (!cursor)
-		return (int)idx;
-	while ((item = gp_list_next(&cursor, ',', &len))) {
-		char buf[NVML_DEVICE_UUID_V2_BUFFER_SIZE];
-		uint64_t n;
-
-		/* An invalid entry ends the list, as the driver reads it. */
-		if (len == 0 || len >= sizeof buf)
-			return -1;
-		memcpy(buf, item, len);
-		buf[len] = '\0';
-		if (gp_parse_u64(buf, &n) == 0) {
-			if (n >= count)
-				return -1;
-			if (n == idx)
-				return k;
-		} else if (strncmp(buf, "GPU-", 4) == 0) {
-			if (uuid_matches(buf, len, count) != 1)
-				return -1;
-			if (strncmp(uuid, buf, len) == 0)
-				return k;
-		} else {
-			return -1;
-		}
-		k++;
-	}
+	n = gp_visible_parse(getenv("CUDA_VISIBLE_DEVICES"), names, count, vis, GP_REGION_MAX_DEVS);
+	for (unsigned k = 0; k < n; k++)
+		if (vis[k] == (int)idx)
+			return (int)k;
 	return -1;
 }
 
@@ -119,7 +92,7 @@ static int tenant_view(nvmlDevice_t h, uint64_t total, struct view *v)
 	if (v->slot >= 0) {
 		v->limit = gp__g.region.hdr->dev[v->slot].limit;
 	} else {
-		k = visible_ordinal(idx, uuid, count);
+		k = visible_ordinal(idx, count);
 		if (k < 0 || k >= (int)GP_CONFIG_MAX_DEVS ||
 		    !gp__config_has_mem(&gp__g.cfg, (unsigned)k))
 			return 0;

@@ -1,9 +1,5 @@
-/* visible.h - CUDA_VISIBLE_DEVICES, read as the real driver reads it.
- *
- * A comma list of device indices or UUIDs ("GPU-..." in full or any unique
- * prefix).  Enumeration stops at the first entry that is invalid or names
- * a device already listed; an empty value hides every device.  CUdevice
- * ordinals are positions in the resulting list.
+/* visible.h - the simulated machine's devices that CUDA_VISIBLE_DEVICES
+ * lets this process see (semantics: common/visible.h).
  */
 #ifndef GP_SIM_VISIBLE_H
 #define GP_SIM_VISIBLE_H
