@@ -19,12 +19,15 @@ ARCH := $(shell uname -m)
 FUZZ_SECONDS ?= 60
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -Iinclude -Isrc \
+BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -Iinclude -Isrc -I$(B)/gen \
 	-isystem $(CUDA_HOME)/include -MMD -MP
 # Parts are hidden by default; the simulator exports through its map instead.
 HIDDEN := -fvisibility=hidden
 ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS)
 LDLIBS := -ldl -lpthread
+# What the daemons (sched, scaler, agent) link; --as-needed drops what a
+# program does not use.
+DAEMON_LIBS := -Wl,--as-needed -levent -ljansson -lcurl -lnghttp2 -lprotobuf-c -lm
 
 obj = $(patsubst src/%.c,$(B)/obj/%.o,$(patsubst src/%.S,$(B)/obj/%.o,$(1)))
 
@@ -34,6 +37,13 @@ HOOK_SRC := $(wildcard src/hook/*.c) $(wildcard src/hook/*_$(ARCH).S)
 SIM_NVML_SRC := $(wildcard src/sim/nvml*.c)
 SIM_CUDA_SRC := $(filter-out $(SIM_NVML_SRC),$(wildcard src/sim/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
+NET_SRC := $(wildcard src/net/*.c)
+SCHED_SRC := $(wildcard src/sched/*.c)
+SCALER_SRC := $(wildcard src/scaler/*.c)
+# proto/X.proto -> $(B)/gen/X.pb-c.{c,h} (protobuf-c), linked into libgpnet.a
+PROTO := $(wildcard proto/*.proto)
+GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTO))
+GEN_OBJ := $(patsubst $(B)/gen/%.c,$(B)/obj/gen/%.o,$(GEN_C))
 
 COMMON_OBJ := $(call obj,$(COMMON_SRC))
 REGION_OBJ := $(call obj,$(REGION_SRC))
@@ -41,6 +51,12 @@ HOOK_OBJ := $(call obj,$(HOOK_SRC))
 SIM_CUDA_OBJ := $(call obj,$(SIM_CUDA_SRC))
 SIM_NVML_OBJ := $(call obj,$(SIM_NVML_SRC))
 CLI_OBJ := $(call obj,$(CLI_SRC))
+NET_OBJ := $(call obj,$(NET_SRC)) $(GEN_OBJ)
+SCHED_OBJ := $(call obj,$(SCHED_SRC))
+SCALER_OBJ := $(call obj,$(SCALER_SRC))
+# Internal archives, most dependent first (the order the linker needs).
+PARTS := $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgphook.a \
+	$(B)/libgpcommon.a
 
 HOOK_LIB := $(B)/libgpupool.so
 SIM_CUDA := $(B)/sim/libcuda.so.1
@@ -59,10 +75,17 @@ $(DEPS_OK): scripts/install-deps
 deps: $(DEPS_OK)
 
 # --- objects ----------------------------------------------------------------
+# Generated protobuf code comes first: sources may include its headers.
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto | $(DEPS_OK)
+	@mkdir -p $(@D)
+	protoc-c --proto_path=proto --c_out=$(B)/gen $<
+$(B)/obj/gen/%.o: $(B)/gen/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(HIDDEN) -Wno-missing-prototypes -c $< -o $@
 $(B)/obj/sim/%.o: src/sim/%.c | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
-$(B)/obj/%.o: src/%.c | $(DEPS_OK)
+$(B)/obj/%.o: src/%.c | $(DEPS_OK) $(GEN_C)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(HIDDEN) -c $< -o $@
 $(B)/obj/%.o: src/%.S | $(DEPS_OK)
@@ -74,6 +97,15 @@ $(B)/libgpcommon.a: $(COMMON_OBJ) $(REGION_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(B)/libgphook.a: $(HOOK_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgpnet.a: $(NET_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgpsched.a: $(SCHED_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgpscaler.a: $(SCALER_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
@@ -103,14 +135,15 @@ $(SIM_NVML): $(SIM_NVML_OBJ) $(COMMON_OBJ) $(SIM_CUDA) src/sim/libnvidia-ml.map
 	ln -sf libnvidia-ml.so.1 $(B)/sim/libnvidia-ml.so
 
 # --- the command ------------------------------------------------------------
-$(CLI): $(CLI_OBJ) $(B)/libgpcommon.a
-	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(B)/libgpcommon.a $(LDLIBS)
+$(CLI): $(CLI_OBJ) $(PARTS)
+	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(PARTS) $(DAEMON_LIBS) $(LDLIBS)
 
 # --- tests ------------------------------------------------------------------
 # tests/unit/test_X.c       cmocka, linked with the internal archives
 # tests/integration/*.c     programs on the simulator; test_* are cmocka
 #                           drivers, the rest are workloads they start
 # tests/fuzz/fuzz_X.c       libFuzzer targets; `make test` replays them
+# tests/python/test_*.py    pytest, run by tests/run with /usr/bin/python3
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(UNIT_SRC))
 ITEST_LIB_SRC := $(wildcard tests/integration/lib*.c)
@@ -120,16 +153,16 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/%.c,$(B)/tests/%,$(FUZZ_SRC))
 TEST_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS) -Itests -Wno-missing-prototypes
 
-$(B)/tests/unit/%: tests/unit/%.c $(B)/libgphook.a $(B)/libgpcommon.a | $(DEPS_OK)
+$(B)/tests/unit/%: tests/unit/%.c $(PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(B)/libgphook.a $(B)/libgpcommon.a -lcmocka $(LDLIBS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(PARTS) -lcmocka $(DAEMON_LIBS) $(LDLIBS)
 $(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB_SRC) $(B)/libgpcommon.a $(SIM_CUDA) $(SIM_NVML) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(ITEST_LIB_SRC) $(B)/libgpcommon.a \
 		-L$(B)/sim -lcuda -lnvidia-ml -lcmocka $(LDLIBS)
-$(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(B)/libgphook.a $(B)/libgpcommon.a | $(DEPS_OK)
+$(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(B)/libgphook.a $(B)/libgpcommon.a $(LDLIBS)
+	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(PARTS) $(DAEMON_LIBS) $(LDLIBS)
 
 TEST_BINS = $(UNIT_BIN) $(ITEST_BIN) $(FUZZ_BIN)
 test: all $(TEST_BINS)
@@ -145,9 +178,9 @@ demo: all $(B)/tests/integration/tenant
 
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
-$(B)/bench/%: bench/%.c $(SIM_CUDA) | $(DEPS_OK)
+$(B)/bench/%: bench/%.c $(SIM_CUDA) $(PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< -L$(B)/sim -lcuda $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(PARTS) -L$(B)/sim $(DAEMON_LIBS) -lcuda $(LDLIBS)
 bench: all $(BENCH_BIN)
 	@GP_BUILD=$(B) bench/run
 
@@ -158,7 +191,8 @@ fuzz: | $(DEPS_OK)
 	  n=$$(basename $$f .c); \
 	  clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -isystem $(CUDA_HOME)/include -g -O1 \
 	    -fsanitize=fuzzer,address,undefined -o $(B)/fuzz/$$n $$f \
-	    $(COMMON_SRC) src/hook/config.c -ldl -lpthread || exit 1; \
+	    $(COMMON_SRC) $(NET_SRC) $(SCHED_SRC) $(SCALER_SRC) src/hook/config.c \
+	    $(DAEMON_LIBS) -ldl -lpthread || exit 1; \
 	  mkdir -p $(B)/fuzz/$$n.corpus; \
 	  $(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
 	done
@@ -166,4 +200,4 @@ fuzz: | $(DEPS_OK)
 clean:
 	rm -rf $(B)
 
--include $(shell find $(B)/obj $(B)/tests -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/tests $(B)/bench -name '*.d' 2>/dev/null)

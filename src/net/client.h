@@ -1,0 +1,46 @@
+/* client.h - HTTP requests to the services gpupool talks to: the
+ * Kubernetes API, the RabbitMQ management API.
+ *
+ * One blocking call per request on libcurl: TLS with a CA file or not
+ * verified, bearer-token or basic authentication, a time limit and a hard
+ * cap on the response body.  Thread-safe once gp_client_init has run.
+ */
+#ifndef GP_NET_CLIENT_H
+#define GP_NET_CLIENT_H
+
+#include <stddef.h>
+
+struct gp_client_opts {
+	long timeout_ms;      /* whole request; 0 = 10 s */
+	size_t max_body;      /* larger responses fail; 0 = 8 MiB */
+	const char *ca_file;  /* TLS trust; NULL = the system's */
+	int insecure;         /* skip TLS verification (tests, never prod) */
+	const char *bearer;   /* "Authorization: Bearer <token>" */
+	const char *user;     /* basic authentication, with password */
+	const char *password;
+};
+
+struct gp_client_resp {
+	long status;      /* HTTP status; 0 if none came */
+	char *body;       /* NUL-terminated; owned, free with gp_client_free */
+	size_t len;
+	char err[256];    /* why the request failed, when it did */
+};
+
+/* Call once, before any thread makes a request (libcurl's global init). */
+int gp_client_init(void);
+
+/* method + url, optional extra headers (NULL-terminated "Name: value"
+ * list) and body.  Returns 0 when a response came (whatever its status),
+ * -1 when none did (refused, timed out, too large, TLS): see resp->err. */
+int gp_client_request(const char *method, const char *url, const char *const *headers,
+		      const char *body, size_t body_len, const struct gp_client_opts *o,
+		      struct gp_client_resp *resp) __attribute__((warn_unused_result));
+
+void gp_client_free(struct gp_client_resp *resp);
+
+/* Percent-encode s for use in a URL path segment or query value. Returns
+ * a new string (free it), or NULL. */
+char *gp_client_escape(const char *s);
+
+#endif

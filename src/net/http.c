@@ -1,0 +1,315 @@
+/* http.c - see http.h. */
+#include "net/http.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <event2/util.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "common/log.h"
+
+struct gp_http {
+	struct evhttp *ev;
+	struct evhttp_bound_socket *sock;
+	const struct gp_http_route *routes;
+	void *arg;
+	int port;
+};
+
+struct gp_http_req {
+	struct evhttp_request *ev;
+	const char *path;          /* raw path, owned by the parsed URI */
+	struct evkeyvalq query;    /* parsed lazily */
+	int query_parsed;
+	char *body;                /* copied and NUL-terminated lazily */
+	size_t body_len;
+};
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+	static const struct {
+		enum evhttp_cmd_type c;
+		const char *name;
+	} names[] = {
+		{EVHTTP_REQ_GET, "GET"},       {EVHTTP_REQ_POST, "POST"},
+		{EVHTTP_REQ_HEAD, "HEAD"},     {EVHTTP_REQ_PUT, "PUT"},
+		{EVHTTP_REQ_DELETE, "DELETE"}, {EVHTTP_REQ_OPTIONS, "OPTIONS"},
+		{EVHTTP_REQ_TRACE, "TRACE"},   {EVHTTP_REQ_CONNECT, "CONNECT"},
+		{EVHTTP_REQ_PATCH, "PATCH"},
+	};
+
+	for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+		if (names[i].c == c)
+			return names[i].name;
+	return "?";
+}
+
+static int path_matches(const char *pattern, const char *path)
+{
+	size_t n = strlen(pattern);
+
+	if (n && pattern[n - 1] == '*')
+		return strncmp(pattern, path, n - 1) == 0;
+	return strcmp(pattern, path) == 0;
+}
+
+/* Dispatch one request through the route table. */
+static void dispatch(struct evhttp_request *ev, void *arg)
+{
+	struct gp_http *h = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	struct gp_http_req rq = {.ev = ev};
+	const char *method = method_name(evhttp_request_get_command(ev));
+	int path_known = 0;
+
+	rq.path = uri ? evhttp_uri_get_path(uri) : NULL;
+	if (!rq.path || !*rq.path)
+		rq.path = "/";
+	for (const struct gp_http_route *r = h->routes; r->path; r++) {
+		if (!path_matches(r->path, rq.path))
+			continue;
+		path_known = 1;
+		if (strcmp(r->method, method) == 0) {
+			r->fn(&rq, h->arg);
+			goto out;
+		}
+	}
+	if (path_known)
+		gp_http_reply_error(&rq, 405, "method %s not allowed on %s", method, rq.path);
+	else
+		gp_http_reply_error(&rq, 404, "no such resource: %s", rq.path);
+out:
+	if (rq.query_parsed)
+		evhttp_clear_headers(&rq.query);
+	free(rq.body);
+}
+
+/* Split "host:port", "[v6]:port" or ":port". */
+static int split_listen(const char *s, char *host, size_t hn, int *port)
+{
+	const char *colon;
+	char *end;
+	long p;
+
+	if (!s)
+		return -EINVAL;
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':' || (size_t)(close - s - 1) >= hn)
+			return -EINVAL;
+		memcpy(host, s + 1, (size_t)(close - s - 1));
+		host[close - s - 1] = '\0';
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= hn)
+			return -EINVAL;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+		if (!host[0])
+			strcpy(host, "0.0.0.0");
+	}
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+		return -EINVAL;
+	*port = (int)p;
+	return 0;
+}
+
+int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp_http_opts *o,
+		  const struct gp_http_route *routes, void *arg)
+{
+	char host[256];
+	struct gp_http *h;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int port, rc;
+
+	if ((rc = split_listen(o->listen, host, sizeof host, &port)))
+		return rc;
+	h = calloc(1, sizeof *h);
+	if (!h)
+		return -ENOMEM;
+	h->routes = routes;
+	h->arg = arg;
+	h->ev = evhttp_new(base);
+	if (!h->ev) {
+		free(h);
+		return -ENOMEM;
+	}
+	evhttp_set_max_body_size(h->ev, (ev_ssize_t)o->max_body);
+	evhttp_set_max_headers_size(h->ev, (ev_ssize_t)(o->max_headers ? o->max_headers : 16384));
+	evhttp_set_timeout(h->ev, o->timeout_s > 0 ? o->timeout_s : 30);
+	evhttp_set_allowed_methods(h->ev, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						  EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
+						  EVHTTP_REQ_HEAD);
+	evhttp_set_gencb(h->ev, dispatch, h);
+	h->sock = evhttp_bind_socket_with_handle(h->ev, host, (ev_uint16_t)port);
+	if (!h->sock) {
+		rc = errno ? -errno : -EADDRNOTAVAIL;
+		evhttp_free(h->ev);
+		free(h);
+		return rc;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sl) == 0)
+		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							 : ((struct sockaddr_in *)&ss)->sin_port);
+	*out = h;
+	return 0;
+}
+
+int gp_http_port(const struct gp_http *h)
+{
+	return h->port;
+}
+
+void gp_http_stop(struct gp_http *h)
+{
+	if (!h)
+		return;
+	evhttp_free(h->ev);
+	free(h);
+}
+
+const char *gp_http_method(const struct gp_http_req *rq)
+{
+	return method_name(evhttp_request_get_command(rq->ev));
+}
+
+const char *gp_http_path(const struct gp_http_req *rq)
+{
+	return rq->path;
+}
+
+const char *gp_http_segment(const struct gp_http_req *rq, unsigned i, char *buf, size_t n)
+{
+	const char *p = rq->path;
+	size_t len;
+	char *dec;
+
+	while (*p == '/')
+		p++;
+	for (; i; i--) {
+		p = strchr(p, '/');
+		if (!p)
+			return NULL;
+		p++;
+	}
+	len = strcspn(p, "/");
+	if (len == 0 || len > 3 * n) /* cannot decode to fit */
+		return NULL;
+	{
+		char *raw = strndup(p, len);
+		dec = raw ? evhttp_uridecode(raw, 0, &len) : NULL;
+		free(raw);
+	}
+	if (!dec)
+		return NULL;
+	if (len >= n || memchr(dec, '\0', len)) {
+		free(dec);
+		return NULL;
+	}
+	memcpy(buf, dec, len + 1);
+	free(dec);
+	return buf;
+}
+
+const char *gp_http_query(struct gp_http_req *rq, const char *key)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(rq->ev);
+
+	if (!rq->query_parsed) {
+		const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+		TAILQ_INIT(&rq->query);
+		if (q && evhttp_parse_query_str(q, &rq->query) != 0)
+			evhttp_clear_headers(&rq->query);
+		rq->query_parsed = 1;
+	}
+	return evhttp_find_header(&rq->query, key);
+}
+
+const char *gp_http_header(const struct gp_http_req *rq, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(rq->ev), name);
+}
+
+const char *gp_http_body(struct gp_http_req *rq, size_t *len)
+{
+	if (!rq->body) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(rq->ev);
+		size_t n = evbuffer_get_length(in);
+		rq->body = malloc(n + 1);
+		if (!rq->body) {
+			*len = 0;
+			return "";
+		}
+		evbuffer_copyout(in, rq->body, n);
+		rq->body[n] = '\0';
+		rq->body_len = n;
+	}
+	*len = rq->body_len;
+	return rq->body;
+}
+
+json_t *gp_http_body_json(struct gp_http_req *rq, char *err, size_t n)
+{
+	size_t len;
+	const char *body = gp_http_body(rq, &len);
+	json_error_t je;
+	json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+
+	if (!doc)
+		snprintf(err, n, "body is not JSON: %s (line %d, column %d)", je.text, je.line,
+			 je.column);
+	return doc;
+}
+
+void gp_http_reply(struct gp_http_req *rq, int status, const char *content_type,
+		   const char *body, size_t len)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	if (content_type)
+		evhttp_add_header(evhttp_request_get_output_headers(rq->ev), "Content-Type",
+				  content_type);
+	if (out && len)
+		evbuffer_add(out, body, len);
+	evhttp_send_reply(rq->ev, status, NULL, out);
+	if (out)
+		evbuffer_free(out);
+}
+
+void gp_http_reply_json(struct gp_http_req *rq, int status, json_t *doc)
+{
+	char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+
+	if (!s) {
+		json_decref(doc);
+		gp_http_reply(rq, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+		return;
+	}
+	gp_http_reply(rq, status, "application/json", s, strlen(s));
+	free(s);
+	json_decref(doc);
+}
+
+void gp_http_reply_error(struct gp_http_req *rq, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	gp_http_reply_json(rq, status, json_pack("{s:s}", "error", msg));
+}
