@@ -1,0 +1,721 @@
+/* placer.c - scoring nodes and choosing one, for every policy.
+ *
+ * A decision takes two passes over the candidates.  The first rejects what
+ * does not fit (a cheap test on each node's compact state: host, card
+ * count, type, then one pass over the cards) and computes the policy's cost
+ * of the best way to put the pod on each node that does (lower is better).
+ * The second picks among the cheapest: nodes tied on cost are drawn at
+ * random, as kube-scheduler draws among equal scores; ours first treats
+ * costs within OURS_NEAR as equal and prefers, among those, the node left
+ * with the least free GPU compute.  Only the winner gets a full plan.
+ *
+ * The fragmentation-aware costs are the expensive ones: they evaluate the
+ * fragmentation measure before and after each way of placing the pod.  So
+ * the placer remembers them: an entry is keyed by the node's identity and
+ * version (bumped by every change to the node), the request's shape and the
+ * workload's version, so a decision after a commit recomputes only the node
+ * that changed.  The table and the per-candidate scratch space are
+ * allocated when the candidate count grows, never per decision.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched/pl_int.h"
+
+#define CACHE_MIN_BITS 12
+#define CACHE_MAX_BITS 20
+#define MODEL_MEMO 16
+#define MAX_CLASSES 64
+
+/* Ours' two parameters (docs/sched.md, "Ours"), chosen by a small sweep on
+ * the benchmark's lists; every setting tried (0.002-0.01, 0.25-1) beat FGD
+ * on every list. */
+#define OURS_NEAR 0.005      /* costs this close (GPUs of expected
+                                fragmentation) count as equal */
+#define OURS_CONTENTION 0.5  /* weight of the contention term */
+
+/* One way to put the pod on a node. */
+struct option {
+	double cost;        /* the policy's cost; lower is better */
+	double tie;         /* ours' second key: free compute left */
+	int card;           /* the single card chosen, or -1 */
+};
+
+struct centry {
+	uint64_t uid, version, req, wversion;
+	struct option o;
+};
+
+struct gp_placer {
+	struct gp_policy pol;
+	const struct gp_workload *w;
+	uint64_t wversion;          /* what fm was compiled from; 0 = none */
+	struct gp__fmodel *fm;
+	uint64_t rng;
+	bool cache_on;
+	struct centry *cache;
+	size_t cache_mask;
+	/* per-request memo of card-model type checks */
+	struct {
+		uint64_t req, model;
+		bool ok;
+	} memo[MODEL_MEMO];
+	unsigned memo_next;
+	/* per-call normalisers (bestfit) */
+	double cpu_max, gpu_max;
+	/* per-call contention of node classes (ours) */
+	unsigned ncls;
+	uint64_t cls_hash[MAX_CLASSES];
+	struct gp__nclass cls[MAX_CLASSES];
+	double task_gpus;           /* GPUs the request asks for */
+	/* per-call scratch, one per candidate */
+	struct option *opt;
+	uint8_t *cidx;              /* class of each candidate; 255 = none */
+	size_t nopt;
+};
+
+/* --- small tools ----------------------------------------------------------- */
+
+static uint64_t next_rand(struct gp_placer *pl)
+{
+	/* splitmix64: a tiny, well distributed generator; enough for ties */
+	uint64_t z = (pl->rng += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t req_key(const struct gp_request *r)
+{
+	return gp__hash_mix(gp__hash_mix(r->shape, r->cpu), r->mem);
+}
+
+static bool frag_policy(const struct gp_placer *pl)
+{
+	return pl->pol.node == GP_NODE_FGD || pl->pol.node == GP_NODE_OURS;
+}
+
+/* The pick rule for cards when the policy does not try every card. */
+static struct gp__pick base_pick(const struct gp_placer *pl)
+{
+	return (struct gp__pick){
+		.how = pl->pol.gpu == GP_GPU_SPREAD && !frag_policy(pl) ? GP__PICK_SPREAD : GP__PICK_BINPACK,
+		.topology = pl->pol.topology,
+		.fixed = -1,
+	};
+}
+
+int gp_placer_new(struct gp_placer **out, const struct gp_policy *p, const struct gp_workload *w)
+{
+	struct gp_placer *pl;
+
+	*out = NULL;
+	if (!p || (unsigned)p->node >= GP_NODE__COUNT || (unsigned)p->gpu >= GP_GPU__COUNT)
+		return -EINVAL;
+	pl = calloc(1, sizeof *pl);
+	if (!pl)
+		return -ENOMEM;
+	pl->pol = *p;
+	pl->w = w;
+	pl->rng = 1;
+	pl->cache_on = true;
+	*out = pl;
+	return 0;
+}
+
+void gp_placer_free(struct gp_placer *pl)
+{
+	if (!pl)
+		return;
+	gp__fmodel_free(pl->fm);
+	free(pl->cache);
+	free(pl->opt);
+	free(pl->cidx);
+	free(pl);
+}
+
+void gp_placer_seed(struct gp_placer *pl, uint64_t seed)
+{
+	pl->rng = seed;
+}
+
+void gp__placer_cache(struct gp_placer *pl, bool on)
+{
+	pl->cache_on = on;
+}
+
+uint64_t gp__placer_rng(struct gp_placer *pl, const uint64_t *set)
+{
+	if (set)
+		pl->rng = *set;
+	return pl->rng;
+}
+
+/* Bring the compiled workload, the cache and the scratch space up to date
+ * for a decision over n candidates.  Returns 0 or -ENOMEM. */
+static int prepare(struct gp_placer *pl, size_t n)
+{
+	if (frag_policy(pl) && pl->w && pl->w->version != pl->wversion) {
+		struct gp__fmodel *fm;
+
+		if (gp__fmodel_new(&fm, pl->w, pl->pol.node == GP_NODE_OURS ? GP__F_HOSTMEM : 0) < 0)
+			return -ENOMEM;
+		gp__fmodel_free(pl->fm);
+		pl->fm = fm;
+		pl->wversion = pl->w->version;
+	}
+	if (frag_policy(pl) && pl->cache_on) {
+		unsigned bits = CACHE_MIN_BITS;
+
+		/* room for ~64 request shapes per node */
+		while (bits < CACHE_MAX_BITS && ((size_t)1 << bits) < n * 64)
+			bits++;
+		if (!pl->cache || pl->cache_mask + 1 < ((size_t)1 << bits)) {
+			struct centry *c = calloc((size_t)1 << bits, sizeof *c);
+
+			if (!c)
+				return -ENOMEM;
+			free(pl->cache);
+			pl->cache = c;
+			pl->cache_mask = ((size_t)1 << bits) - 1;
+		}
+	}
+	if (n > pl->nopt) {
+		struct option *o = realloc(pl->opt, n * sizeof *o);
+		uint8_t *c;
+
+		if (!o)
+			return -ENOMEM;
+		pl->opt = o;
+		if (!(c = realloc(pl->cidx, n)))
+			return -ENOMEM;
+		pl->cidx = c;
+		pl->nopt = n;
+	}
+	return 0;
+}
+
+/* --- fit ------------------------------------------------------------------ */
+
+/* Does a card of this model take the (simple) request's container? */
+static bool type_ok(struct gp_placer *pl, const struct gp_request *r, uint64_t rk, const struct gp__gpu *g)
+{
+	const struct gp__ctr *c = &r->ctr[0];
+	unsigned i;
+	bool ok;
+
+	if (!c->nlist[GP__L_TYPES] && !c->nlist[GP__L_NO_TYPES])
+		return true;
+	for (i = 0; i < MODEL_MEMO; i++)
+		if (pl->memo[i].req == rk && pl->memo[i].model == g->model_hash)
+			return pl->memo[i].ok;
+	ok = gp__types_accept(r, c, g->model);
+	i = pl->memo_next++ % MODEL_MEMO;
+	pl->memo[i].req = rk;
+	pl->memo[i].model = g->model_hash;
+	pl->memo[i].ok = ok;
+	return ok;
+}
+
+/* The fast rejection test for simple requests (at most one app container,
+ * no init container, UUID list or NUMA binding): the filters of fit.c's
+ * check_alone, in the same order so the reason is the same, on the compact
+ * state.  Stores the cards that take the container in *mask. */
+static enum gp_reject fast_check(struct gp_placer *pl, const struct gp_node *n, const struct gp_request *r,
+				 uint64_t rk, unsigned *mask)
+{
+	const struct gp__ctr *c;
+	unsigned k, m = 0, cnt[5] = {0};
+
+	*mask = 0;
+	if (r->cpu > n->st.cpu_free)
+		return GP_R_CPU;
+	if (r->mem > n->st.mem_free)
+		return GP_R_MEMORY;
+	if (r->nctr == 0)
+		return GP_FIT;
+	c = &r->ctr[0];
+	k = c->gpus;
+	if (n->ngpu < k)
+		return GP_R_GPU_COUNT;
+	/* The common rejection in a busy cluster: a uniform, plain node whose
+	 * emptiest card has too little compute.  With the type accepted and
+	 * no device memory asked for, compute is the first filter to fail. */
+	if (k == 1 && n->plain && n->uniform && !c->exclusive && !c->mem_bytes && !c->mem_pct &&
+	    c->compute > n->max_free_c && type_ok(pl, r, rk, &n->gpu[0]))
+		return GP_R_COMPUTE;
+	/* cnt[]: cards passing type, health, exclusivity, memory, compute */
+	for (unsigned i = 0; i < n->ngpu; i++) {
+		const struct gp__gstate *g = &n->st.g[i];
+
+		if (!(n->uniform && i > 0 ? cnt[0] > 0 : type_ok(pl, r, rk, &n->gpu[i])))
+			continue;
+		cnt[0]++;
+		if (!g->usable)
+			continue;
+		cnt[1]++;
+		if (n->gpu[i].exclusive || (c->exclusive && !g->idle))
+			continue;
+		cnt[2]++;
+		if (c->exclusive) {
+			m |= 1u << i;
+			continue;
+		}
+		if (g->free_m < gp__ctr_mem(c, g->cap_m))
+			continue;
+		cnt[3]++;
+		if (g->free_c < c->compute)
+			continue;
+		cnt[4]++;
+		if (g->free_t == 0)
+			continue;
+		m |= 1u << i;
+	}
+	*mask = m;
+	if (cnt[0] < k)
+		return GP_R_TYPE;
+	if (cnt[1] < k)
+		return GP_R_HEALTH;
+	if (cnt[2] < k)
+		return GP_R_EXCLUSIVE;
+	if (!c->exclusive) {
+		if (cnt[3] < k)
+			return GP_R_GPU_MEMORY;
+		if (cnt[4] < k)
+			return GP_R_COMPUTE;
+	}
+	if ((unsigned)__builtin_popcount(m) < k)
+		return GP_R_SLICES;
+	return GP_FIT;
+}
+
+/* --- policy costs ------------------------------------------------------- */
+
+static unsigned free_compute(const struct gp__nstate *s)
+{
+	unsigned f = 0;
+
+	for (unsigned i = 0; i < s->ngpu; i++)
+		if (s->g[i].usable)
+			f += s->g[i].free_c;
+	return f;
+}
+
+/* Allocated share of the node's GPU compute in state s (binpack, spread). */
+static double used_share(const struct gp_node *n, const struct gp__nstate *s)
+{
+	if (n->cap_compute == 0) {
+		/* no GPU: the host's CPU stands in */
+		if (n->cpu == 0)
+			return 0;
+		return 1.0 - (double)s->cpu_free / (double)n->cpu;
+	}
+	return 1.0 - (double)free_compute(s) / n->cap_compute;
+}
+
+/* GPU-packing's tiers, lower first: only partly used cards (the fuller the
+ * better); idle cards on a node in use (the fewer the better); an idle
+ * node (the smaller the better). */
+static double packing_cost(const struct gp_node *n, const struct gp__nstate *before, unsigned cards)
+{
+	unsigned idle_used = 0, free_on_used = 0, ncards = 0;
+
+	if (!cards)
+		return 0;
+	for (unsigned i = 0; i < before->ngpu; i++) {
+		if (!(cards & (1u << i)))
+			continue;
+		ncards++;
+		if (before->g[i].idle && before->g[i].free_c == before->g[i].cap_c)
+			idle_used++;
+		else
+			free_on_used += before->g[i].free_c;
+	}
+	if (n->idle_gpus == n->ngpu)
+		return 2000.0 + n->ngpu;
+	if (idle_used)
+		return 1000.0 + idle_used;
+	return (double)free_on_used / ncards;
+}
+
+/* Best-fit: what is left after placement, CPU and GPU weighted equally,
+ * each relative to the largest node among the candidates. */
+static double bestfit_cost(const struct gp_placer *pl, const struct gp__nstate *after)
+{
+	double cpu = after->cpu_free == UINT64_MAX ? 0 : (double)after->cpu_free;
+
+	return 0.5 * cpu / (pl->cpu_max > 0 ? pl->cpu_max : 1) +
+	       0.5 * free_compute(after) / (pl->gpu_max > 0 ? pl->gpu_max : 1);
+}
+
+/* The fragmentation of node n in state s, under the placer's model. */
+static double frag_of(struct gp_placer *pl, const struct gp_node *n, const struct gp__nstate *s)
+{
+	return pl->fm ? gp__fmodel_eval(pl->fm, n, s) : 0;
+}
+
+/* The policy's cost of taking node n from state `before` to `after` by
+ * using `cards`.  `fbefore` is frag_of(before) when already known (else
+ * NAN). */
+static struct option policy_cost(struct gp_placer *pl, const struct gp_node *n, const struct gp__nstate *before,
+				 const struct gp__nstate *after, unsigned cards, double fbefore)
+{
+	struct option o = {.cost = 0, .tie = 0, .card = -1};
+
+	switch (pl->pol.node) {
+	case GP_NODE_BINPACK:
+		o.cost = -used_share(n, after);
+		break;
+	case GP_NODE_SPREAD:
+		o.cost = used_share(n, after);
+		break;
+	case GP_NODE_BESTFIT:
+		o.cost = bestfit_cost(pl, after);
+		break;
+	case GP_NODE_PACKING:
+		o.cost = packing_cost(n, before, cards);
+		break;
+	case GP_NODE_RANDOM:
+		break;
+	case GP_NODE_OURS:
+		o.tie = free_compute(after);
+		/* fall through */
+	case GP_NODE_FGD:
+		o.cost = frag_of(pl, n, after) - (isnan(fbefore) ? frag_of(pl, n, before) : fbefore);
+		break;
+	case GP_NODE__COUNT:
+		break;
+	}
+	return o;
+}
+
+/* Apply a single-card grant of container c on card i to a state copy. */
+static void apply_card(struct gp__nstate *s, const struct gp__ctr *c, unsigned i)
+{
+	struct gp__gstate *g = &s->g[i];
+
+	if (c->exclusive) {
+		g->free_c = 0;
+		g->free_m = 0;
+		g->free_t = 0;
+	} else {
+		g->free_c = (uint16_t)(g->free_c - c->compute);
+		g->free_m -= gp__ctr_mem(c, g->cap_m);
+		g->free_t = (uint16_t)(g->free_t - 1);
+	}
+	g->idle = 0;
+}
+
+/* Cost of the best way to put a simple request on node n, whose cards in
+ * `mask` take its container.  A single-card container under fgd or ours
+ * tries every card (one per distinct card state) and keeps the first
+ * cheapest, in index order, as the paper describes; otherwise the pick
+ * rule chooses the cards.  Returns cost INFINITY if nothing fits. */
+static struct option simple_cost(struct gp_placer *pl, const struct gp_node *n, const struct gp_request *r,
+				 unsigned mask)
+{
+	struct option best = {.cost = INFINITY, .tie = INFINITY, .card = -1};
+	const struct gp__ctr *c = r->nctr ? &r->ctr[0] : NULL;
+	struct gp__nstate s = n->st;
+	uint8_t set[GP_MAX_GPUS];
+	struct gp__pick pick = base_pick(pl);
+	unsigned cards = 0;
+
+	if (s.cpu_free != UINT64_MAX)
+		s.cpu_free -= r->cpu;
+	if (s.mem_free != UINT64_MAX)
+		s.mem_free -= r->mem;
+	if (c && c->gpus == 1 && frag_policy(pl)) {
+		double before = frag_of(pl, n, &n->st);
+
+		for (unsigned i = 0; i < n->ngpu; i++) {
+			const struct gp__gstate *g = &n->st.g[i];
+			struct gp__nstate t = s;
+			struct option o;
+			bool dup = false;
+
+			if (!(mask & (1u << i)))
+				continue;
+			for (unsigned j = 0; j < i && !dup; j++) {
+				const struct gp__gstate *h = &n->st.g[j];
+
+				dup = (mask & (1u << j)) && h->free_c == g->free_c && h->free_m == g->free_m &&
+				      h->free_t == g->free_t && h->idle == g->idle && h->cap_m == g->cap_m &&
+				      n->gpu[j].model_hash == n->gpu[i].model_hash;
+			}
+			if (dup)
+				continue;
+			apply_card(&t, c, i);
+			o = policy_cost(pl, n, &n->st, &t, 1u << i, before);
+			o.card = (int)i;
+			if (o.cost < best.cost - 1e-12)
+				best = o;
+		}
+		return best;
+	}
+	if (c) {
+		if (!gp__choose_cards(n, &n->st, c, mask, &pick, set))
+			return best;
+		for (unsigned k = 0; k < c->gpus; k++) {
+			apply_card(&s, c, set[k]);
+			cards |= 1u << set[k];
+		}
+	}
+	best = policy_cost(pl, n, &n->st, &s, cards, NAN);
+	best.card = c && c->gpus == 1 ? set[0] : -1;
+	return best;
+}
+
+/* --- contention (ours) ---------------------------------------------------- */
+
+/* Sum the free compute per node class over the candidates, remember each
+ * candidate's class, and work out each class's contention. */
+static void set_contention(struct gp_placer *pl, struct gp_node *const *nodes, size_t n, const struct gp_request *r)
+{
+	unsigned last = 0;
+
+	pl->ncls = 0;
+	pl->task_gpus = 0;
+	if (pl->pol.node != GP_NODE_OURS || !pl->fm)
+		return;
+	for (unsigned i = 0; i < r->nctr; i++)
+		if (!r->ctr[i].init)
+			pl->task_gpus += r->ctr[i].gpus * r->ctr[i].compute / 100.0;
+	if (pl->task_gpus <= 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const struct gp_node *nd = nodes[i];
+		uint64_t h = nd->class_hash;
+		unsigned k;
+
+		pl->cidx[i] = UINT8_MAX;
+		if (!nd->ngpu)
+			continue;
+		/* nodes of a class tend to come together: try the last first */
+		if (last < pl->ncls && pl->cls_hash[last] == h)
+			k = last;
+		else
+			for (k = 0; k < pl->ncls; k++)
+				if (pl->cls_hash[k] == h)
+					break;
+		if (k == pl->ncls) {
+			if (pl->ncls == MAX_CLASSES)
+				continue; /* past the cap: no contention for it */
+			pl->cls_hash[k] = h;
+			pl->cls[k] = (struct gp__nclass){.rep = &nd->gpu[0], .ngpu = nd->ngpu, .cpu = nd->cpu,
+							 .mem = nd->mem};
+			pl->ncls++;
+		}
+		last = k;
+		pl->cidx[i] = (uint8_t)k;
+		pl->cls[k].freec += nd->free_compute;
+	}
+	gp__fmodel_contention(pl->fm, pl->cls, pl->ncls);
+}
+
+/* --- per node --------------------------------------------------------------- */
+
+/* Fit and cost of request r on candidate i (node n).  Returns the reason
+ * (GP_FIT with *o filled when it fits). */
+static enum gp_reject node_cost(struct gp_placer *pl, const struct gp_node *n, size_t i, const struct gp_request *r,
+				uint64_t rk, struct option *o)
+{
+	enum gp_reject why;
+
+	if (r->simple) {
+		struct centry *ce = NULL;
+		unsigned mask;
+
+		if ((why = fast_check(pl, n, r, rk, &mask)) != GP_FIT)
+			return why;
+		if (pl->cache && pl->cache_on && frag_policy(pl)) {
+			ce = &pl->cache[gp__hash_mix(n->uid, rk) & pl->cache_mask];
+			if (ce->uid == n->uid && ce->version == n->version && ce->req == rk &&
+			    ce->wversion == pl->wversion) {
+				*o = ce->o;
+				goto contention;
+			}
+		}
+		*o = simple_cost(pl, n, r, mask);
+		if (isinf(o->cost))
+			return GP_R_TOGETHER; /* fast_check said yes: cannot happen */
+		if (ce)
+			*ce = (struct centry){.uid = n->uid, .version = n->version, .req = rk,
+					      .wversion = pl->wversion, .o = *o};
+	} else {
+		/* the general path: the core placement picks the cards */
+		struct gp__pick pick = base_pick(pl);
+		struct gp_plan p;
+		struct gp__nstate s = n->st;
+
+		if ((why = gp__place(n, r, &pick, &p, NULL, 0)) != GP_FIT)
+			return why;
+		gp__nstate_apply(&s, &p, r->cpu, r->mem);
+		*o = policy_cost(pl, n, &n->st, &s, p.gpumask, NAN);
+	}
+contention:
+	if (pl->ncls && pl->cidx[i] != UINT8_MAX)
+		o->cost += OURS_CONTENTION * pl->task_gpus * pl->cls[pl->cidx[i]].k;
+	return GP_FIT;
+}
+
+/* The plan for option o (may be NULL) of request r on node n. */
+static enum gp_reject plan_for(struct gp_placer *pl, const struct gp_node *n, const struct gp_request *r,
+			       const struct option *o, struct gp_plan *plan, char *why, size_t whylen)
+{
+	struct gp__pick pick = base_pick(pl);
+
+	if (o && o->card >= 0 && r->simple) {
+		pick.how = GP__PICK_FIXED;
+		pick.fixed = o->card;
+	}
+	return gp__place(n, r, &pick, plan, why, whylen);
+}
+
+/* Everything a pass over the candidates needs. */
+static int begin(struct gp_placer *pl, struct gp_node *const *nodes, size_t n, const struct gp_request *r)
+{
+	if (n > INT32_MAX || prepare(pl, n) < 0)
+		return -ENOMEM;
+	pl->cpu_max = pl->gpu_max = 0;
+	if (pl->pol.node == GP_NODE_BESTFIT)
+		for (size_t i = 0; i < n; i++) {
+			if ((double)nodes[i]->cpu > pl->cpu_max)
+				pl->cpu_max = (double)nodes[i]->cpu;
+			if ((double)nodes[i]->cap_compute > pl->gpu_max)
+				pl->gpu_max = (double)nodes[i]->cap_compute;
+		}
+	set_contention(pl, nodes, n, r);
+	return 0;
+}
+
+/* --- the public calls ---------------------------------------------------- */
+
+enum gp_reject gp_placer_plan(struct gp_placer *pl, const struct gp_node *n, const struct gp_request *r,
+			      struct gp_plan *plan, char *why, size_t whylen)
+{
+	struct gp_node *one = (struct gp_node *)n;
+	struct option o;
+
+	if (why && whylen)
+		why[0] = '\0';
+	if (begin(pl, &one, 1, r) < 0)
+		return plan_for(pl, n, r, NULL, plan, why, whylen);
+	pl->ncls = 0; /* one node: no contention to weigh */
+	if (node_cost(pl, n, 0, r, req_key(r), &o) != GP_FIT)
+		return gp__place(n, r, NULL, plan, why, whylen); /* for the sentence */
+	return plan_for(pl, n, r, &o, plan, why, whylen);
+}
+
+size_t gp_placer_score(struct gp_placer *pl, struct gp_node *const *nodes, size_t n, const struct gp_request *r,
+		       double *out)
+{
+	uint64_t rk = req_key(r);
+	double lo = INFINITY, hi = -INFINITY;
+	size_t fits = 0;
+
+	if (begin(pl, nodes, n, r) < 0) {
+		/* out of memory: still say which nodes fit */
+		for (size_t i = 0; i < n; i++)
+			if ((out[i] = gp_fit(nodes[i], r, NULL, 0) == GP_FIT ? 1 : -1) > 0)
+				fits++;
+		return fits;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct option o;
+
+		if (node_cost(pl, nodes[i], i, r, rk, &o) != GP_FIT) {
+			out[i] = NAN;
+			continue;
+		}
+		out[i] = o.cost;
+		fits++;
+		lo = o.cost < lo ? o.cost : lo;
+		hi = o.cost > hi ? o.cost : hi;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (isnan(out[i]))
+			out[i] = -1;
+		else if (hi - lo <= 1e-12 * (fabs(lo) + 1))
+			out[i] = 1;
+		else
+			out[i] = 1.0 - (out[i] - lo) / (hi - lo);
+	}
+	return fits;
+}
+
+/* Write "0/N nodes fit: 900 gpu-memory, 313 type" into d->why. */
+static void summarise(struct gp_decision *d, size_t n)
+{
+	size_t used;
+
+	gp__why(d->why, sizeof d->why, "0/%zu nodes fit", n);
+	for (unsigned k = 1; k < GP_R__COUNT; k++) {
+		used = strlen(d->why);
+		if (d->rejected[k] && used + 1 < sizeof d->why)
+			gp__why(d->why + used, sizeof d->why - used, "%s %u %s", used && strchr(d->why, ':') ? "," : ":",
+				d->rejected[k], gp_reject_name(k));
+	}
+}
+
+int gp_placer_choose(struct gp_placer *pl, struct gp_node *const *nodes, size_t n, const struct gp_request *r,
+		     struct gp_decision *d)
+{
+	uint64_t rk = req_key(r);
+	struct option best = {.cost = INFINITY, .tie = INFINITY, .card = -1};
+	bool ours = pl->pol.node == GP_NODE_OURS;
+	double lo = INFINITY, near;
+	unsigned ties = 0;
+
+	memset(d->rejected, 0, sizeof d->rejected);
+	d->node = -1;
+	d->fits = 0;
+	d->cost = 0;
+	d->why[0] = '\0';
+	if (begin(pl, nodes, n, r) < 0)
+		return -ENOMEM;
+	/* pass 1: fit and cost of every candidate, and the lowest cost */
+	for (size_t i = 0; i < n; i++) {
+		struct option *o = &pl->opt[i];
+		enum gp_reject why = node_cost(pl, nodes[i], i, r, rk, o);
+
+		if (why != GP_FIT) {
+			d->rejected[why]++;
+			o->cost = NAN;
+			continue;
+		}
+		d->fits++;
+		lo = o->cost < lo ? o->cost : lo;
+	}
+	if (!d->fits) {
+		summarise(d, n);
+		return 0;
+	}
+	/* pass 2: among the candidates near the lowest cost, the lowest second
+	 * key (ours), then one at random */
+	near = 1e-9 * (fabs(lo) > 1 ? fabs(lo) : 1);
+	if (ours && OURS_NEAR > near)
+		near = OURS_NEAR;
+	for (size_t i = 0; i < n; i++) {
+		const struct option *o = &pl->opt[i];
+
+		if (isnan(o->cost) || o->cost > lo + near)
+			continue;
+		if (ours && o->tie > best.tie + 1e-9)
+			continue;
+		if (ours && o->tie < best.tie - 1e-9)
+			ties = 0;
+		/* reservoir sampling: each tied candidate equally likely */
+		if (next_rand(pl) % ++ties == 0) {
+			best = *o;
+			d->node = (int)i;
+		}
+	}
+	d->cost = best.cost;
+	if (plan_for(pl, nodes[d->node], r, &best, &d->plan, d->why, sizeof d->why) != GP_FIT)
+		return -EINVAL; /* the fast test and the core disagree: a bug */
+	return 0;
+}
