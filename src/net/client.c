@@ -47,7 +47,7 @@ int gp_client_request(const char *method, const char *url, const char *const *he
 	struct gp_client_opts none = {0};
 	struct sink sink = {.r = r};
 	struct curl_slist *hl = NULL;
-	char auth[4096];
+	char *auth = NULL;
 	CURL *c;
 	CURLcode cc;
 	int rc = -1;
@@ -64,7 +64,11 @@ int gp_client_request(const char *method, const char *url, const char *const *he
 	for (; headers && *headers; headers++)
 		hl = curl_slist_append(hl, *headers);
 	if (o->bearer) {
-		snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->bearer);
+		/* Tokens (OIDC, service accounts) can be long: no fixed buffer. */
+		if (asprintf(&auth, "Authorization: Bearer %s", o->bearer) < 0) {
+			snprintf(r->err, sizeof r->err, "out of memory");
+			goto out;
+		}
 		hl = curl_slist_append(hl, auth);
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -83,6 +87,18 @@ int gp_client_request(const char *method, const char *url, const char *const *he
 	}
 	if (o->ca_file)
 		curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+	if (o->ca_pem) {
+		struct curl_blob b = {(void *)o->ca_pem, o->ca_pem_len, CURL_BLOB_COPY};
+		curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &b);
+	}
+	if (o->cert_pem && o->key_pem) {
+		struct curl_blob cb = {(void *)o->cert_pem, o->cert_pem_len, CURL_BLOB_COPY};
+		struct curl_blob kb = {(void *)o->key_pem, o->key_pem_len, CURL_BLOB_COPY};
+		curl_easy_setopt(c, CURLOPT_SSLCERTTYPE, "PEM");
+		curl_easy_setopt(c, CURLOPT_SSLCERT_BLOB, &cb);
+		curl_easy_setopt(c, CURLOPT_SSLKEYTYPE, "PEM");
+		curl_easy_setopt(c, CURLOPT_SSLKEY_BLOB, &kb);
+	}
 	if (o->insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -113,6 +129,7 @@ out:
 	if (rc)
 		gp_client_free(r);
 	curl_slist_free_all(hl);
+	free(auth);
 	curl_easy_cleanup(c);
 	return rc;
 }

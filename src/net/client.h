@@ -1,9 +1,9 @@
 /* client.h - HTTP requests to the services gpupool talks to: the
  * Kubernetes API, the RabbitMQ management API.
  *
- * One blocking call per request on libcurl: TLS with a CA file or not
- * verified, bearer-token or basic authentication, a time limit and a hard
- * cap on the response body.  Thread-safe once gp_client_init has run.
+ * One blocking call per request on libcurl: TLS trusting a CA (file or
+ * in-memory PEM) or not verified, client certificates, bearer-token or
+ * basic authentication, a time limit and a hard cap on the response body.  Thread-safe once gp_client_init has run.
  */
 #ifndef GP_NET_CLIENT_H
 #define GP_NET_CLIENT_H
@@ -13,9 +13,15 @@
 struct gp_client_opts {
 	long timeout_ms;      /* whole request; 0 = 10 s */
 	size_t max_body;      /* larger responses fail; 0 = 8 MiB */
-	const char *ca_file;  /* TLS trust; NULL = the system's */
+	const char *ca_file;  /* TLS trust; NULL = the system's ... */
+	const char *ca_pem;   /* ... or CA certificates in PEM, in memory */
+	size_t ca_pem_len;
+	const char *cert_pem; /* TLS client certificate (PEM, in memory) ... */
+	size_t cert_pem_len;
+	const char *key_pem;  /* ... and its private key (PEM, unencrypted) */
+	size_t key_pem_len;
 	int insecure;         /* skip TLS verification (tests, never prod) */
-	const char *bearer;   /* "Authorization: Bearer <token>" */
+	const char *bearer;   /* "Authorization: Bearer <token>", any length */
 	const char *user;     /* basic authentication, with password */
 	const char *password;
 };

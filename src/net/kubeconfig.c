@@ -1,0 +1,431 @@
+/* kubeconfig.c - see kubeconfig.h. */
+#include "net/kubeconfig.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "net/kubeyaml.h"
+
+static int failf(char *err, size_t n, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+/* Format the reason into err and return rc, so callers can `return
+ * failf(...)`. */
+static int failf(char *err, size_t n, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, n, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+char *gp__base64_decode(const char *s, size_t len, size_t *out_len)
+{
+	char *out = malloc(len / 4 * 3 + 4), *o = out;
+	unsigned acc = 0;
+	int bits = 0;
+	size_t i, pad = 0;
+
+	if (!out)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+		int v;
+
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '+')
+			v = 62;
+		else if (c == '/')
+			v = 63;
+		else if (c == '=') {
+			pad++;
+			continue;
+		} else
+			goto bad;
+		if (pad)
+			goto bad; /* data after padding */
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			*o++ = (char)((acc >> bits) & 0xFF);
+		}
+	}
+	/* Leftover bits must be zero padding, and at most two '='. */
+	if (pad > 2 || bits >= 6 || (acc & ((1u << bits) - 1)))
+		goto bad;
+	*o = '\0';
+	*out_len = (size_t)(o - out);
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+/* Read a whole small file into a new NUL-terminated buffer. */
+static char *slurp(const char *path, size_t cap, size_t *len, char *err, size_t n)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+
+	if (fd < 0) {
+		failf(err, n, 0, "cannot read %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		failf(err, n, 0, "%s is not a regular file", path);
+		goto out;
+	}
+	if ((size_t)st.st_size > cap) {
+		failf(err, n, 0, "%s is larger than %zu bytes", path, cap);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		failf(err, n, 0, "out of memory");
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	buf[got] = '\0';
+	*len = got;
+out:
+	close(fd);
+	return buf;
+}
+
+/* Find the entry named `name` in a kubeconfig list (clusters, users,
+ * contexts: [{name, <key>: {...}}]) and return its `key` object. */
+static json_t *named(json_t *doc, const char *list, const char *key, const char *name, char *err,
+		     size_t n)
+{
+	json_t *arr = json_object_get(doc, list), *it;
+	size_t i;
+
+	if (arr && !json_is_array(arr) && !json_is_null(arr)) {
+		failf(err, n, 0, "'%s' is not a list", list);
+		return NULL;
+	}
+	json_array_foreach(arr, i, it) {
+		json_t *nm = json_object_get(it, "name");
+		if (json_is_string(nm) && strcmp(json_string_value(nm), name) == 0) {
+			json_t *v = json_object_get(it, key);
+			if (!json_is_object(v)) {
+				failf(err, n, 0, "%s '%s' has no '%s' section", list, name, key);
+				return NULL;
+			}
+			return v;
+		}
+	}
+	failf(err, n, 0, "no entry named '%s' in '%s'", name, list);
+	return NULL;
+}
+
+/* A string field: NULL if absent or null, -EINVAL if another type. */
+static int str_field(json_t *obj, const char *key, const char **out, const char *where, char *err,
+		     size_t n)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = NULL;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return failf(err, n, -EINVAL, "%s: '%s' must be a string", where, key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+/* Resolve `path` against `dir` unless it is absolute. */
+static char *resolve(const char *dir, const char *path)
+{
+	char *out;
+
+	if (path[0] == '/' || !dir || !*dir)
+		return strdup(path);
+	if (asprintf(&out, "%s/%s", dir, path) < 0)
+		return NULL;
+	return out;
+}
+
+static int cluster_part(struct gp_kubeconfig *kc, json_t *c, const char *name, const char *dir,
+			char *err, size_t n)
+{
+	const char *server, *ca, *cad, *unsupported[] = {"proxy-url", "tls-server-name"};
+	char where[300];
+	json_t *ins = json_object_get(c, "insecure-skip-tls-verify");
+	size_t len;
+
+	snprintf(where, sizeof where, "cluster '%s'", name);
+	if (str_field(c, "server", &server, where, err, n) ||
+	    str_field(c, "certificate-authority", &ca, where, err, n) ||
+	    str_field(c, "certificate-authority-data", &cad, where, err, n))
+		return -EINVAL;
+	if (!server || !*server)
+		return failf(err, n, -EINVAL, "%s has no server", where);
+	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7))
+		return failf(err, n, -EINVAL, "%s: server '%s' is not an http(s) URL", where, server);
+	for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
+		if (json_object_get(c, unsupported[i]))
+			return failf(err, n, -ENOTSUP, "%s: '%s' is not supported", where,
+				     unsupported[i]);
+	if (ins && !json_is_boolean(ins) && !json_is_null(ins))
+		return failf(err, n, -EINVAL, "%s: insecure-skip-tls-verify must be true or false",
+			     where);
+	kc->insecure = json_is_true(ins);
+	kc->server = strdup(server);
+	len = strlen(kc->server);
+	while (len > 0 && kc->server[len - 1] == '/')
+		kc->server[--len] = '\0';
+	if (cad) {
+		kc->ca_data = gp__base64_decode(cad, strlen(cad), &kc->ca_len);
+		if (!kc->ca_data)
+			return failf(err, n, -EINVAL, "%s: certificate-authority-data is not base64",
+				     where);
+	} else if (ca) {
+		kc->ca_file = resolve(dir, ca);
+	}
+	return 0;
+}
+
+/* A PEM blob given inline (`<key>-data`, base64) or as a file (`<key>`,
+ * relative to dir).  Returns 0 with *pem (owned; NULL when neither is
+ * given) or an errno with the reason in err. */
+static int pem_field(json_t *obj, const char *key, const char *dir, const char *where,
+		     char **pem, size_t *len, char *err, size_t n)
+{
+	char data_key[64], *path;
+	const char *file, *data;
+
+	*pem = NULL;
+	snprintf(data_key, sizeof data_key, "%s-data", key);
+	if (str_field(obj, key, &file, where, err, n) ||
+	    str_field(obj, data_key, &data, where, err, n))
+		return -EINVAL;
+	if (data) {
+		*pem = gp__base64_decode(data, strlen(data), len);
+		return *pem ? 0 : failf(err, n, -EINVAL, "%s: %s is not base64", where, data_key);
+	}
+	if (!file)
+		return 0;
+	path = resolve(dir, file);
+	if (!path)
+		return failf(err, n, -ENOMEM, "out of memory");
+	*pem = slurp(path, GP_KUBE_PEM_MAX_BYTES, len, err, n);
+	free(path);
+	return *pem ? 0 : -EINVAL;
+}
+
+static int user_part(struct gp_kubeconfig *kc, json_t *u, const char *name, const char *dir,
+		     char *err, size_t n)
+{
+	static const char *const plugins[] = {"exec", "auth-provider"};
+	const char *token, *token_file, *user, *password;
+	char where[300];
+	int rc;
+
+	snprintf(where, sizeof where, "user '%s'", name);
+	if (str_field(u, "token", &token, where, err, n) ||
+	    str_field(u, "tokenFile", &token_file, where, err, n) ||
+	    str_field(u, "username", &user, where, err, n) ||
+	    str_field(u, "password", &password, where, err, n))
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof plugins / sizeof *plugins; i++)
+		if (json_object_get(u, plugins[i]) && !token && !token_file)
+			return failf(err, n, -ENOTSUP,
+				     "%s: '%s' credential plugins are not supported; give the "
+				     "user a token (e.g. a service account's) or a client "
+				     "certificate",
+				     where, plugins[i]);
+	if ((rc = pem_field(u, "client-certificate", dir, where, &kc->cert_pem, &kc->cert_len,
+			    err, n)) ||
+	    (rc = pem_field(u, "client-key", dir, where, &kc->key_pem, &kc->key_len, err, n)))
+		return rc;
+	if (!kc->cert_pem != !kc->key_pem)
+		return failf(err, n, -EINVAL, "%s: a client certificate needs its client key, "
+					      "and a key its certificate",
+			     where);
+	if (token)
+		kc->token = strdup(token);
+	else if (token_file)
+		kc->token_file = resolve(dir, token_file);
+	if (user) {
+		kc->user = strdup(user);
+		kc->password = strdup(password ? password : "");
+	}
+	return 0;
+}
+
+int gp_kubeconfig_parse(struct gp_kubeconfig *kc, const char *text, size_t len, const char *dir,
+			const char *context, char *err, size_t n)
+{
+	const char *cur = context, *cluster, *user, *ns, *p = text;
+	json_t *doc, *ctx, *c, *u;
+	char why[256];
+	int rc = -EINVAL;
+
+	memset(kc, 0, sizeof *kc);
+	while (p < text + len && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+		p++;
+	if (p < text + len && *p == '{') {
+		json_error_t je;
+		doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+		if (!doc)
+			return failf(err, n, -EINVAL, "not valid JSON: %s (line %d)", je.text, je.line);
+	} else {
+		doc = gp__kubeyaml_parse(text, len, why, sizeof why);
+		if (!doc)
+			return failf(err, n, -EINVAL, "%s", why);
+	}
+	if (!json_is_object(doc)) {
+		failf(err, n, 0, "a kubeconfig is a mapping at the top");
+		goto out;
+	}
+	if (!cur && str_field(doc, "current-context", &cur, "kubeconfig", err, n))
+		goto out;
+	if (!cur || !*cur) {
+		failf(err, n, 0, "no current-context, and no context named");
+		goto out;
+	}
+	if (!(ctx = named(doc, "contexts", "context", cur, err, n)))
+		goto out;
+	if (str_field(ctx, "cluster", &cluster, "context", err, n) ||
+	    str_field(ctx, "user", &user, "context", err, n) ||
+	    str_field(ctx, "namespace", &ns, "context", err, n))
+		goto out;
+	if (!cluster) {
+		failf(err, n, 0, "context '%s' names no cluster", cur);
+		goto out;
+	}
+	if (!(c = named(doc, "clusters", "cluster", cluster, err, n)))
+		goto out;
+	if ((rc = cluster_part(kc, c, cluster, dir, err, n)))
+		goto out;
+	if (user) {
+		if (!(u = named(doc, "users", "user", user, err, n))) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if ((rc = user_part(kc, u, user, dir, err, n)))
+			goto out;
+	}
+	kc->namespace = ns ? strdup(ns) : NULL;
+	kc->context = strdup(cur);
+	if (!kc->server || !kc->context || (ns && !kc->namespace) ||
+	    (kc->ca_file == NULL && !kc->ca_data && json_object_get(c, "certificate-authority"))) {
+		failf(err, n, 0, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(doc);
+	if (rc)
+		gp_kubeconfig_free(kc);
+	return rc;
+}
+
+int gp_kubeconfig_load(struct gp_kubeconfig *kc, const char *path, const char *context, char *err,
+		       size_t n)
+{
+	char why[300], *text, *dir, *slash;
+	size_t len = 0;
+	int rc;
+
+	memset(kc, 0, sizeof *kc);
+	text = slurp(path, GP_KUBECONFIG_MAX_BYTES, &len, err, n);
+	if (!text)
+		return -EINVAL;
+	dir = strdup(path);
+	slash = dir ? strrchr(dir, '/') : NULL;
+	if (slash)
+		*slash = '\0';
+	rc = gp_kubeconfig_parse(kc, text, len, slash ? dir : NULL, context, why, sizeof why);
+	if (rc)
+		failf(err, n, 0, "%s: %s", path, why);
+	free(dir);
+	free(text);
+	return rc;
+}
+
+int gp_kubeconfig_in_cluster(struct gp_kubeconfig *kc, const char *sa_dir, char *err, size_t n)
+{
+	const char *host = getenv("KUBERNETES_SERVICE_HOST");
+	const char *port = getenv("KUBERNETES_SERVICE_PORT");
+	char *tok;
+	size_t len;
+	int rc;
+
+	memset(kc, 0, sizeof *kc);
+	if (!sa_dir)
+		sa_dir = GP_KUBE_SA_DIR;
+	if (!host || !*host || !port || !*port)
+		return failf(err, n, -ENOENT,
+			     "not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset); "
+			     "give --kubeconfig");
+	if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
+		return failf(err, n, -EINVAL, "KUBERNETES_SERVICE_PORT '%s' is not a port", port);
+	/* An IPv6 service address needs brackets in the URL. */
+	rc = asprintf(&kc->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
+		      port);
+	if (rc < 0) {
+		kc->server = NULL;
+		return failf(err, n, -ENOMEM, "out of memory");
+	}
+	if (asprintf(&kc->token_file, "%s/token", sa_dir) < 0 ||
+	    asprintf(&kc->ca_file, "%s/ca.crt", sa_dir) < 0) {
+		gp_kubeconfig_free(kc);
+		return failf(err, n, -ENOMEM, "out of memory");
+	}
+	/* Fail now, not at the first request, when the token is missing. */
+	tok = slurp(kc->token_file, GP_KUBE_TOKEN_MAX_BYTES, &len, err, n);
+	if (!tok) {
+		gp_kubeconfig_free(kc);
+		return -ENOENT;
+	}
+	free(tok);
+	if (access(kc->ca_file, R_OK)) {
+		failf(err, n, 0, "cannot read %s: %s", kc->ca_file, strerror(errno));
+		gp_kubeconfig_free(kc);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+void gp_kubeconfig_free(struct gp_kubeconfig *kc)
+{
+	free(kc->server);
+	free(kc->ca_file);
+	free(kc->ca_data);
+	free(kc->token);
+	free(kc->token_file);
+	free(kc->user);
+	free(kc->password);
+	free(kc->cert_pem);
+	free(kc->key_pem);
+	free(kc->namespace);
+	free(kc->context);
+	memset(kc, 0, sizeof *kc);
+}
