@@ -1,0 +1,219 @@
+/* annot.c - helpers shared by the annotation codecs: times, lookups and
+ * the strict JSON member readers of annot_json.h. */
+#include "sched/annot.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sched/annot_json.h"
+
+void gp_annot_time_format(int64_t ms, char *buf, size_t n)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[32];
+
+	if (!gmtime_r(&s, &tm) || !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, n, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	snprintf(buf, n, "%s.%03dZ", base, (int)(ms % 1000));
+}
+
+int gp_annot_time_parse(const char *s, int64_t *ms)
+{
+	struct tm tm;
+	const char *p;
+	int64_t frac = 0, scale = 1000, off = 0;
+	time_t t;
+
+	if (!s)
+		return -EINVAL;
+	memset(&tm, 0, sizeof tm);
+	p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!p)
+		return -EINVAL;
+	if (*p == '.') {
+		int digits = 0;
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			if (digits < 3) {
+				frac = frac * 10 + (*p - '0');
+				scale /= 10;
+			}
+		if (!digits)
+			return -EINVAL;
+		frac *= scale;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if ((*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' &&
+		   p[2] <= '9' && p[3] == ':' && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' &&
+		   p[5] <= '9') {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600 + ((p[4] - '0') * 10 + (p[5] - '0')) * 60;
+		if (*p == '-')
+			off = -off;
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t == (time_t)-1)
+		return -EINVAL;
+	*ms = ((int64_t)t - off) * 1000 + frac;
+	return 0;
+}
+
+const char *gp_annot_get(json_t *annotations, const char *key, bool *too_long)
+{
+	json_t *v = json_object_get(annotations, key);
+
+	if (too_long)
+		*too_long = false;
+	if (!json_is_string(v))
+		return NULL;
+	if (json_string_length(v) > GP_ANNOT_MAX) {
+		if (too_long)
+			*too_long = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* --- strict member readers (annot_json.h) --------------------------------- */
+
+static int bad(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(char *why, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+int gp__annot_u64(json_t *obj, const char *key, bool required, uint64_t lo, uint64_t hi,
+		  uint64_t def, uint64_t *out, const char *where, char *why, size_t n)
+{
+	json_t *v = json_object_get(obj, key);
+	json_int_t x;
+
+	if (!v) {
+		if (required)
+			return bad(why, n, "%s: '%s' is missing", where, key);
+		*out = def;
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return bad(why, n, "%s: '%s' must be an integer", where, key);
+	x = json_integer_value(v);
+	if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi)
+		return bad(why, n, "%s: '%s' is %lld, not in %llu..%llu", where, key, (long long)x,
+			   (unsigned long long)lo, (unsigned long long)hi);
+	*out = (uint64_t)x;
+	return 0;
+}
+
+int gp__annot_int(json_t *obj, const char *key, bool required, int lo, int hi, int def, int *out,
+		  const char *where, char *why, size_t n)
+{
+	json_t *v = json_object_get(obj, key);
+	json_int_t x;
+
+	if (!v) {
+		if (required)
+			return bad(why, n, "%s: '%s' is missing", where, key);
+		*out = def;
+		return 0;
+	}
+	if (!json_is_integer(v))
+		return bad(why, n, "%s: '%s' must be an integer", where, key);
+	x = json_integer_value(v);
+	if (x < lo || x > hi)
+		return bad(why, n, "%s: '%s' is %lld, not in %d..%d", where, key, (long long)x, lo, hi);
+	*out = (int)x;
+	return 0;
+}
+
+int gp__annot_bool(json_t *obj, const char *key, bool required, bool def, bool *out,
+		   const char *where, char *why, size_t n)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v) {
+		if (required)
+			return bad(why, n, "%s: '%s' is missing", where, key);
+		*out = def;
+		return 0;
+	}
+	if (!json_is_boolean(v))
+		return bad(why, n, "%s: '%s' must be true or false", where, key);
+	*out = json_is_true(v);
+	return 0;
+}
+
+int gp__annot_str(json_t *obj, const char *key, bool required, char *buf, size_t cap,
+		  const char *where, char *why, size_t n)
+{
+	json_t *v = json_object_get(obj, key);
+	size_t len;
+
+	buf[0] = '\0';
+	if (!v) {
+		if (required)
+			return bad(why, n, "%s: '%s' is missing", where, key);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return bad(why, n, "%s: '%s' must be a string", where, key);
+	len = json_string_length(v);
+	if (len == 0 || len >= cap || memchr(json_string_value(v), '\0', len))
+		return bad(why, n, "%s: '%s' must be 1..%zu bytes", where, key, cap - 1);
+	memcpy(buf, json_string_value(v), len + 1);
+	return 0;
+}
+
+json_t *gp__annot_load(const char *text, const char *what, char *why, size_t n)
+{
+	json_error_t je;
+	size_t len = strnlen(text, GP_ANNOT_MAX + 1);
+	json_t *doc;
+
+	if (len > GP_ANNOT_MAX) {
+		bad(why, n, "%s is longer than %u bytes", what, GP_ANNOT_MAX);
+		return NULL;
+	}
+	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!doc)
+		bad(why, n, "%s is not JSON: %s (column %d)", what, je.text, je.column);
+	else if (!json_is_object(doc)) {
+		bad(why, n, "%s is not a JSON object", what);
+		json_decref(doc);
+		doc = NULL;
+	}
+	return doc;
+}
+
+int gp__annot_version(json_t *doc, const char *what, char *why, size_t n)
+{
+	json_t *v = json_object_get(doc, "version");
+
+	if (!json_is_integer(v))
+		return bad(why, n, "%s: 'version' is missing or not an integer", what);
+	if (json_integer_value(v) > GP_ANNOT_VERSION) {
+		snprintf(why, n, "%s: version %lld is newer than this extender reads (%d)", what,
+			 (long long)json_integer_value(v), GP_ANNOT_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (json_integer_value(v) < 1)
+		return bad(why, n, "%s: version %lld is not valid", what,
+			   (long long)json_integer_value(v));
+	return 0;
+}
