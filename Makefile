@@ -79,6 +79,8 @@ deps: $(DEPS_OK)
 $(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: proto/%.proto | $(DEPS_OK)
 	@mkdir -p $(@D)
 	protoc-c --proto_path=proto --c_out=$(B)/gen $<
+# Generated sources are kept, not deleted as intermediates after a build.
+.SECONDARY: $(GEN_C) $(GEN_C:.c=.h)
 $(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(HIDDEN) -Wno-missing-prototypes -c $< -o $@

@@ -19,6 +19,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{"run", gp_cli_run, "run a program under a GPU memory budget"},
+	{"scaler", gp_cli_scaler, "KEDA adapter: RabbitMQ consumer saturation and its forecast"},
 	{"sched", gp_cli_sched, "kube-scheduler extender: fragmentation-aware vGPU placement"},
 };
 

@@ -1,0 +1,604 @@
+/* test_scaler_grpc.c - gpupool's gRPC layer (src/net/grpc.c): the framing
+ * of messages (length prefixes, caps), grpc-timeout, and the server over
+ * loopback TCP and a unix socket, driven by a raw nghttp2 client that can
+ * send what well-behaved gRPC clients never do: oversized, compressed,
+ * doubled or missing messages, the wrong content type, cancellations and
+ * dropped connections. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "externalscaler.pb-c.h"
+#include "net/grpc.h"
+#include "net/loop.h"
+
+/* --- framing ------------------------------------------------------------ */
+
+static void test_frame_parse(void **state)
+{
+	static const struct {
+		const char *what;
+		uint8_t buf[16];
+		size_t len, max;
+		int rc;
+		size_t msg_len, used;
+	} cases[] = {
+		{"nothing yet", {0}, 0, 100, 0, 0, 0},
+		{"half a prefix", {0, 0, 0}, 3, 100, 0, 0, 0},
+		{"empty message", {0, 0, 0, 0, 0}, 5, 100, 1, 0, 5},
+		{"whole message", {0, 0, 0, 0, 3, 'a', 'b', 'c'}, 8, 100, 1, 3, 8},
+		{"message and more", {0, 0, 0, 0, 1, 'a', 0, 0}, 8, 100, 1, 1, 6},
+		{"message not all there", {0, 0, 0, 0, 9, 'a'}, 6, 100, 0, 0, 0},
+		{"at the cap", {0, 0, 0, 0, 4, 1, 2, 3, 4}, 9, 4, 1, 4, 9},
+		/* Known from the prefix alone: no need to buffer 4 GiB first. */
+		{"over the cap", {0, 0, 0, 0, 5}, 5, 4, -EMSGSIZE, 0, 0},
+		{"huge", {0, 0xff, 0xff, 0xff, 0xff}, 5, 1u << 20, -EMSGSIZE, 0, 0},
+		{"big-endian length", {0, 0, 1, 0, 0}, 5, 65535, -EMSGSIZE, 0, 0},
+		{"compressed", {1, 0, 0, 0, 1, 'x'}, 6, 100, -ENOTSUP, 0, 0},
+		{"bad flag", {2, 0, 0, 0, 1, 'x'}, 6, 100, -EPROTO, 0, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const uint8_t *msg = NULL;
+		size_t mlen = 0, used = 0;
+		int rc = gp_grpc_frame_parse(cases[i].buf, cases[i].len, cases[i].max, &msg, &mlen,
+					     &used);
+		if (rc != cases[i].rc)
+			fail_msg("%s: rc %d, want %d", cases[i].what, rc, cases[i].rc);
+		if (rc == 1 && (mlen != cases[i].msg_len || used != cases[i].used ||
+				msg != cases[i].buf + 5))
+			fail_msg("%s: message %zu used %zu", cases[i].what, mlen, used);
+	}
+}
+
+static void test_frame_header(void **state)
+{
+	uint8_t h[5];
+
+	(void)state;
+	assert_int_equal(gp_grpc_frame_header(h, 0x01020304), 0);
+	assert_memory_equal(h, ((uint8_t[]){0, 1, 2, 3, 4}), 5);
+	assert_int_equal(gp_grpc_frame_header(h, 0), 0);
+	assert_memory_equal(h, ((uint8_t[]){0, 0, 0, 0, 0}), 5);
+#if SIZE_MAX > UINT32_MAX
+	assert_int_equal(gp_grpc_frame_header(h, (size_t)UINT32_MAX + 1), -EMSGSIZE);
+#endif
+}
+
+static void test_timeout(void **state)
+{
+	static const struct {
+		const char *s;
+		int rc;
+		uint64_t ns;
+	} cases[] = {
+		{"1n", 0, 1},
+		{"100m", 0, 100000000ull},
+		{"5S", 0, 5000000000ull},
+		{"2M", 0, 120000000000ull},
+		{"1H", 0, 3600000000000ull},
+		{"250u", 0, 250000ull},
+		{"99999999S", 0, 99999999000000000ull},
+		{"99999999H", 0, UINT64_MAX}, /* saturates */
+		{"123456789S", -EINVAL, 0},   /* nine digits */
+		{"", -EINVAL, 0},
+		{"S", -EINVAL, 0},
+		{"10", -EINVAL, 0},
+		{"10s", -EINVAL, 0},          /* 's' is no unit; 'S' is */
+		{"10SS", -EINVAL, 0},
+		{"-1S", -EINVAL, 0},
+		{" 1S", -EINVAL, 0},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		uint64_t ns = 0;
+		int rc = gp_grpc_parse_timeout(cases[i].s, &ns);
+		if (rc != cases[i].rc || (rc == 0 && ns != cases[i].ns))
+			fail_msg("'%s': rc %d ns %llu", cases[i].s, rc, (unsigned long long)ns);
+	}
+}
+
+/* --- a server with test methods ------------------------------------------ */
+
+#define MAX_MESSAGE 1024
+
+/* Counted on the loop's thread, read after it is joined. */
+static int cancelled;      /* Hang calls the server ended without finish */
+static int hang_calls;
+static int handler_errors; /* a gp_grpc_send that did not do as documented */
+
+#define CHECK(cond) ((cond) ? (void)0 : (void)handler_errors++)
+
+/* Unary: answers result = (name == "yes"). */
+static void echo(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	const Externalscaler__ScaledObjectRef *r = (const void *)req;
+	Externalscaler__IsActiveResponse resp = EXTERNALSCALER__IS_ACTIVE_RESPONSE__INIT;
+
+	(void)arg;
+	resp.result = r->name && strcmp(r->name, "yes") == 0;
+	CHECK(gp_grpc_send(call, &resp.base) == 0);
+	CHECK(gp_grpc_send(call, &resp.base) == -EPROTO); /* unary: one */
+	gp_grpc_finish(call, GP_GRPC_OK, NULL);
+}
+
+/* Streaming: three messages, then OK. */
+static void stream3(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	Externalscaler__IsActiveResponse resp = EXTERNALSCALER__IS_ACTIVE_RESPONSE__INIT;
+
+	(void)req, (void)arg;
+	for (int i = 0; i < 3; i++) {
+		resp.result = i & 1;
+		CHECK(gp_grpc_send(call, &resp.base) == 0);
+	}
+	gp_grpc_finish(call, GP_GRPC_OK, NULL);
+}
+
+static void on_hang_cancel(struct gp_grpc_call *call, void *arg)
+{
+	(void)call, (void)arg;
+	cancelled++;
+}
+
+/* Streaming, never finished: only a cancel ends it. */
+static void hang(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	(void)req, (void)arg;
+	hang_calls++;
+	gp_grpc_on_cancel(call, on_hang_cancel, NULL);
+}
+
+/* Unary that forgets to reply. */
+static void no_reply(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	(void)req, (void)arg;
+	gp_grpc_finish(call, GP_GRPC_OK, NULL);
+}
+
+/* An error with a message that needs percent-encoding. */
+static void fail_call(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	(void)req, (void)arg;
+	gp_grpc_finish(call, GP_GRPC_UNAVAILABLE, "broker down: 100%% gone\n");
+}
+
+static void quit(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	Externalscaler__IsActiveResponse resp = EXTERNALSCALER__IS_ACTIVE_RESPONSE__INIT;
+
+	(void)req;
+	CHECK(gp_grpc_send(call, &resp.base) == 0);
+	gp_grpc_finish(call, GP_GRPC_OK, NULL);
+	CHECK(gp_grpc_send(call, &resp.base) == -EPROTO); /* after finish */
+	gp_loop_stop(arg);
+}
+
+#define REF &externalscaler__scaled_object_ref__descriptor
+#define ACTIVE &externalscaler__is_active_response__descriptor
+static const struct gp_grpc_method methods[] = {
+	{"/t.T/Echo", REF, ACTIVE, 0, echo},
+	{"/t.T/Stream", REF, ACTIVE, 1, stream3},
+	{"/t.T/Hang", REF, ACTIVE, 1, hang},
+	{"/t.T/NoReply", REF, ACTIVE, 0, no_reply},
+	{"/t.T/Fail", REF, ACTIVE, 0, fail_call},
+	{"/t.T/Quit", REF, ACTIVE, 0, quit},
+	{NULL, NULL, NULL, 0, NULL},
+};
+
+/* --- a raw HTTP/2 client ---------------------------------------------------- */
+
+struct result {
+	int http;          /* :status */
+	int grpc;          /* grpc-status, -1 if none came */
+	char message[256]; /* grpc-message, still percent-encoded */
+	uint8_t body[4096];
+	size_t len;
+	int closed;
+	uint32_t rst;      /* RST_STREAM error code from the server, if any */
+};
+
+struct client {
+	int fd;
+	nghttp2_session *h2;
+	struct result *r;
+	const uint8_t *out;  /* request body */
+	size_t out_len, out_off;
+};
+
+static ssize_t c_send(nghttp2_session *s, const uint8_t *d, size_t n, int fl, void *u)
+{
+	struct client *c = u;
+	ssize_t w = send(c->fd, d, n, MSG_NOSIGNAL);
+
+	(void)s, (void)fl;
+	return w < 0 ? (errno == EAGAIN ? NGHTTP2_ERR_WOULDBLOCK : NGHTTP2_ERR_CALLBACK_FAILURE)
+		     : w;
+}
+
+static int c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
+		    const uint8_t *value, size_t vl, uint8_t fl, void *u)
+{
+	struct client *c = u;
+	char v[256];
+
+	(void)s, (void)f, (void)fl;
+	snprintf(v, sizeof v, "%.*s", (int)vl, value);
+	if (nl == 7 && memcmp(name, ":status", 7) == 0)
+		c->r->http = atoi(v);
+	else if (nl == 11 && memcmp(name, "grpc-status", 11) == 0)
+		c->r->grpc = atoi(v);
+	else if (nl == 12 && memcmp(name, "grpc-message", 12) == 0)
+		snprintf(c->r->message, sizeof c->r->message, "%s", v);
+	return 0;
+}
+
+static int c_data(nghttp2_session *s, uint8_t fl, int32_t id, const uint8_t *d, size_t n, void *u)
+{
+	struct client *c = u;
+
+	(void)s, (void)fl, (void)id;
+	if (c->r->len + n <= sizeof c->r->body) {
+		memcpy(c->r->body + c->r->len, d, n);
+		c->r->len += n;
+	}
+	return 0;
+}
+
+static int c_close(nghttp2_session *s, int32_t id, uint32_t code, void *u)
+{
+	struct client *c = u;
+
+	(void)s, (void)id;
+	c->r->closed = 1;
+	c->r->rst = code;
+	return 0;
+}
+
+static ssize_t c_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t n, uint32_t *flags,
+		      nghttp2_data_source *src, void *u)
+{
+	struct client *c = u;
+	size_t left = c->out_len - c->out_off;
+
+	(void)s, (void)id, (void)src;
+	if (n > left)
+		n = left;
+	memcpy(buf, c->out + c->out_off, n);
+	c->out_off += n;
+	if (c->out_off == c->out_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+static void client_open(struct client *c, int fd)
+{
+	nghttp2_session_callbacks *cbs;
+
+	memset(c, 0, sizeof *c);
+	c->fd = fd;
+	assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
+	nghttp2_session_callbacks_set_send_callback(cbs, c_send);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, c_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, c_data);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, c_close);
+	assert_int_equal(nghttp2_session_client_new(&c->h2, cbs, c), 0);
+	nghttp2_session_callbacks_del(cbs);
+	assert_int_equal(nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, NULL, 0), 0);
+}
+
+static void client_close(struct client *c)
+{
+	nghttp2_session_del(c->h2);
+	close(c->fd);
+}
+
+/* Pump the session until the stream closes or `ms` pass. */
+static void pump(struct client *c, int ms)
+{
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+	uint8_t buf[16384];
+
+	while (!c->r->closed) {
+		assert_int_equal(nghttp2_session_send(c->h2), 0);
+		if (poll(&p, 1, ms) <= 0)
+			return;
+		ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+		if (n <= 0)
+			return;
+		assert_true(nghttp2_session_mem_recv(c->h2, buf, (size_t)n) == n);
+	}
+}
+
+#define NVS(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
+
+/* Start one call: `body` is sent as is (framing included). */
+static int32_t start(struct client *c, struct result *r, const char *method, const char *path,
+		     const char *type, const char *timeout, const void *body, size_t len)
+{
+	nghttp2_nv nv[] = {
+		NVS(":method", method), NVS(":scheme", "http"), NVS(":authority", "test"),
+		NVS(":path", path),     NVS("te", "trailers"),  NVS("content-type", type),
+		NVS("grpc-timeout", timeout ? timeout : ""),
+	};
+	nghttp2_data_provider prd = {.read_callback = c_body};
+
+	memset(r, 0, sizeof *r);
+	r->grpc = -1;
+	c->r = r;
+	c->out = body;
+	c->out_len = len;
+	c->out_off = 0;
+	return nghttp2_submit_request(c->h2, NULL, nv, timeout ? 7 : 6, &prd, NULL);
+}
+
+/* A framed ScaledObjectRef named `name`, into buf; returns its length. */
+static size_t request(uint8_t *buf, size_t n, const char *name)
+{
+	Externalscaler__ScaledObjectRef ref = EXTERNALSCALER__SCALED_OBJECT_REF__INIT;
+	size_t len;
+
+	ref.name = (char *)name;
+	len = protobuf_c_message_get_packed_size(&ref.base);
+	assert_true(len + 5 <= n);
+	assert_int_equal(gp_grpc_frame_header(buf, len), 0);
+	protobuf_c_message_pack(&ref.base, buf + 5);
+	return len + 5;
+}
+
+/* Call and wait for the end of the call. */
+static void call(struct client *c, struct result *r, const char *path, const void *body,
+		 size_t len, const char *type, const char *timeout)
+{
+	assert_true(start(c, r, "POST", path, type ? type : "application/grpc", timeout, body,
+			  len) > 0);
+	pump(c, 5000);
+	assert_true(r->closed);
+}
+
+/* The messages of a result: count them, and check the first's field. */
+static int messages(const struct result *r, int *first_result)
+{
+	size_t off = 0;
+	int n = 0;
+
+	while (off < r->len) {
+		const uint8_t *msg;
+		size_t mlen, used;
+		assert_int_equal(gp_grpc_frame_parse(r->body + off, r->len - off, 4096, &msg, &mlen,
+						     &used), 1);
+		if (n == 0 && first_result) {
+			Externalscaler__IsActiveResponse *a =
+				externalscaler__is_active_response__unpack(NULL, mlen, msg);
+			assert_non_null(a);
+			*first_result = a->result;
+			externalscaler__is_active_response__free_unpacked(a, NULL);
+		}
+		off += used;
+		n++;
+	}
+	return n;
+}
+
+static int connect_to(int port, const char *unix_path)
+{
+	int fd;
+
+	if (unix_path) {
+		struct sockaddr_un un = {.sun_family = AF_UNIX};
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		snprintf(un.sun_path, sizeof un.sun_path, "%s", unix_path);
+		assert_int_equal(connect(fd, (struct sockaddr *)&un, sizeof un), 0);
+	} else {
+		struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(connect(fd, (struct sockaddr *)&in, sizeof in), 0);
+	}
+	return fd;
+}
+
+struct target {
+	int port;
+	const char *unix_path;
+};
+
+/* Every case, on one connection, then the dropped-connection case. */
+static void client_main(const struct target *t)
+{
+	static uint8_t big[MAX_MESSAGE * 2];
+	uint8_t buf[512], two[1024];
+	struct client c, c2;
+	struct result r;
+	size_t n;
+	int first = -1;
+
+	client_open(&c, connect_to(t->port, t->unix_path));
+
+	n = request(buf, sizeof buf, "yes");
+	call(&c, &r, "/t.T/Echo", buf, n, NULL, NULL);
+	assert_int_equal(r.http, 200);
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+	assert_int_equal(messages(&r, &first), 1);
+	assert_int_equal(first, 1);
+
+	/* Also "application/grpc+proto". */
+	call(&c, &r, "/t.T/Stream", buf, n, "application/grpc+proto", NULL);
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+	assert_int_equal(messages(&r, &first), 3);
+
+	call(&c, &r, "/t.T/Nope", buf, n, NULL, NULL);
+	assert_int_equal(r.http, 200);
+	assert_int_equal(r.grpc, GP_GRPC_UNIMPLEMENTED);
+	assert_non_null(strstr(r.message, "/t.T/Nope"));
+
+	/* Over the cap: refused from the prefix, before the body is in. */
+	memset(big, 0, sizeof big);
+	assert_int_equal(gp_grpc_frame_header(big, sizeof big - 5), 0);
+	call(&c, &r, "/t.T/Echo", big, sizeof big, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_RESOURCE_EXHAUSTED);
+	assert_int_equal(messages(&r, NULL), 0);
+
+	buf[0] = 1; /* compressed */
+	call(&c, &r, "/t.T/Echo", buf, n, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_UNIMPLEMENTED);
+	assert_non_null(strstr(r.message, "compressed"));
+	buf[0] = 0;
+
+	memcpy(two, buf, n);
+	memcpy(two + n, buf, n);
+	call(&c, &r, "/t.T/Echo", two, 2 * n, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_INTERNAL);
+	assert_non_null(strstr(r.message, "more than one"));
+
+	call(&c, &r, "/t.T/Echo", buf, 0, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_INTERNAL);
+	assert_non_null(strstr(r.message, "no message"));
+
+	call(&c, &r, "/t.T/Echo", buf, n - 1, NULL, NULL); /* cut short */
+	assert_int_equal(r.grpc, GP_GRPC_INTERNAL);
+
+	memcpy(two, buf, 5);
+	memset(two + 5, 0xff, n - 5); /* not a ScaledObjectRef */
+	call(&c, &r, "/t.T/Echo", two, n, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_INTERNAL);
+
+	call(&c, &r, "/t.T/NoReply", buf, n, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_INTERNAL);
+
+	call(&c, &r, "/t.T/Fail", buf, n, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_UNAVAILABLE);
+	assert_string_equal(r.message, "broker down: 100%25 gone%0A");
+
+	call(&c, &r, "/t.T/Echo", buf, n, "application/json", NULL);
+	assert_int_equal(r.http, 415);
+	assert_int_equal(r.grpc, -1);
+
+	/* The server ends a call at the client's deadline (this client has
+	 * no deadline of its own), and tells the handler. */
+	call(&c, &r, "/t.T/Hang", buf, n, NULL, "200m");
+	assert_int_equal(r.grpc, GP_GRPC_DEADLINE_EXCEEDED);
+
+	/* A client cancel (RST_STREAM) reaches the handler too. */
+	int32_t id = start(&c, &r, "POST", "/t.T/Hang", "application/grpc", NULL, buf, n);
+	assert_true(id > 0);
+	pump(&c, 200);
+	assert_false(r.closed);
+	assert_int_equal(nghttp2_submit_rst_stream(c.h2, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL), 0);
+	pump(&c, 200);
+	assert_true(r.closed);
+
+	/* The connection still serves. */
+	call(&c, &r, "/t.T/Echo", buf, n, NULL, "5S");
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+
+	/* A connection dropped with a call open: the handler hears of it. */
+	client_open(&c2, connect_to(t->port, t->unix_path));
+	assert_true(start(&c2, &r, "POST", "/t.T/Hang", "application/grpc", NULL, buf, n) > 0);
+	pump(&c2, 200);
+	client_close(&c2);
+
+	call(&c, &r, "/t.T/Quit", buf, n, NULL, NULL);
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+	client_close(&c);
+}
+
+static void *loop_main(void *arg)
+{
+	return (void *)(intptr_t)gp_loop_run(arg);
+}
+
+static void serve(const char *listen, const char *unix_path)
+{
+	struct gp_loop *loop = gp_loop_new();
+	struct gp_grpc_opts o = {.listen = listen, .max_message = MAX_MESSAGE};
+	struct target t = {.unix_path = unix_path};
+	struct gp_grpc *g;
+	pthread_t th;
+	void *rc;
+
+	assert_non_null(loop);
+	cancelled = hang_calls = handler_errors = 0;
+	assert_int_equal(gp_grpc_start(&g, gp_loop_base(loop), &o, methods, loop), 0);
+	t.port = gp_grpc_port(g);
+	assert_true(unix_path || t.port > 0);
+	/* The server on its own thread; the client, which asserts, on ours. */
+	assert_int_equal(pthread_create(&th, NULL, loop_main, loop), 0);
+	client_main(&t);
+	pthread_join(th, &rc);
+	assert_null(rc);
+	gp_grpc_stop(g);
+	gp_loop_free(loop);
+	/* Deadline, RST_STREAM and the dropped connection: every Hang call
+	 * was ended and its handler told, once. */
+	assert_int_equal(hang_calls, 3);
+	assert_int_equal(cancelled, 3);
+	assert_int_equal(handler_errors, 0);
+}
+
+static void test_server_tcp(void **state)
+{
+	(void)state;
+	serve("127.0.0.1:0", NULL);
+}
+
+static void test_server_unix(void **state)
+{
+	char dir[] = "/tmp/gp-grpc-XXXXXX", path[64], listen[80];
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/s.sock", dir);
+	snprintf(listen, sizeof listen, "unix:%s", path);
+	serve(listen, path);
+	assert_int_equal(access(path, F_OK), -1); /* removed at stop */
+	rmdir(dir);
+}
+
+static void test_bad_listen(void **state)
+{
+	static const char *const bad[] = {"9090", "host:", "127.0.0.1:99999", "[::1]9090",
+					  ":x", "unix:", "nosuchhost.invalid:80"};
+	struct gp_loop *loop = gp_loop_new();
+	struct gp_grpc *g;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		struct gp_grpc_opts o = {.listen = bad[i]};
+		int rc = gp_grpc_start(&g, gp_loop_base(loop), &o, methods, NULL);
+		if (rc != -EINVAL)
+			fail_msg("'%s': %d", bad[i], rc);
+	}
+	/* A path that is not a socket is never removed to make room. */
+	{
+		struct gp_grpc_opts o = {.listen = "unix:/etc/hostname"};
+		assert_int_equal(gp_grpc_start(&g, gp_loop_base(loop), &o, methods, NULL), -EEXIST);
+		assert_int_equal(access("/etc/hostname", F_OK), 0);
+	}
+	gp_loop_free(loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frame_parse),   cmocka_unit_test(test_frame_header),
+		cmocka_unit_test(test_timeout),       cmocka_unit_test(test_server_tcp),
+		cmocka_unit_test(test_server_unix),   cmocka_unit_test(test_bad_listen),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
