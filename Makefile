@@ -55,6 +55,10 @@ NET_OBJ := $(call obj,$(NET_SRC)) $(GEN_OBJ)
 SCHED_OBJ := $(call obj,$(SCHED_SRC))
 SCALER_OBJ := $(call obj,$(SCALER_SRC))
 # Internal archives, most dependent first (the order the linker needs).
+# Programs link APP_PARTS; libgphook.a defines the driver's own symbols
+# (cuMemAlloc_v2, ...), so only the tests of its internals may link it:
+# anywhere else it would silently take the place of the driver.
+APP_PARTS := $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgpcommon.a
 PARTS := $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgphook.a \
 	$(B)/libgpcommon.a
 
@@ -137,8 +141,8 @@ $(SIM_NVML): $(SIM_NVML_OBJ) $(COMMON_OBJ) $(SIM_CUDA) src/sim/libnvidia-ml.map
 	ln -sf libnvidia-ml.so.1 $(B)/sim/libnvidia-ml.so
 
 # --- the command ------------------------------------------------------------
-$(CLI): $(CLI_OBJ) $(PARTS)
-	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(PARTS) $(DAEMON_LIBS) $(LDLIBS)
+$(CLI): $(CLI_OBJ) $(APP_PARTS)
+	$(CC) $(SAN) -o $@ $(CLI_OBJ) $(APP_PARTS) $(DAEMON_LIBS) $(LDLIBS)
 
 # --- tests ------------------------------------------------------------------
 # tests/unit/test_X.c       cmocka, linked with the internal archives
@@ -180,9 +184,9 @@ demo: all $(B)/tests/integration/tenant
 
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(patsubst bench/%.c,$(B)/bench/%,$(BENCH_SRC))
-$(B)/bench/%: bench/%.c $(SIM_CUDA) $(PARTS) | $(DEPS_OK)
+$(B)/bench/%: bench/%.c $(SIM_CUDA) $(APP_PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
-	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(PARTS) -L$(B)/sim $(DAEMON_LIBS) -lcuda $(LDLIBS)
+	$(CC) $(BASE_CFLAGS) -O2 -g -o $@ $< $(APP_PARTS) -L$(B)/sim $(DAEMON_LIBS) -lcuda $(LDLIBS)
 bench: all $(BENCH_BIN)
 	@GP_BUILD=$(B) bench/run
 

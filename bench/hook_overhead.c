@@ -2,6 +2,10 @@
  *
  *   hook_overhead launch N   N cuLaunchKernel calls (a 1 us spin kernel)
  *   hook_overhead alloc N    N cuMemAlloc + cuMemFree pairs of 1 MiB
+ *   hook_overhead which      the file that serves cuMemAlloc_v2 and
+ *                            cuLaunchKernel here (the script checks that
+ *                            the hooked run really is hooked, and the
+ *                            other one not)
  *
  * Only the measured loop runs inside the function named bench_<mode>, so
  * callgrind's --toggle-collect=bench_<mode> counts exactly it; running the
@@ -10,6 +14,7 @@
  */
 #define __CUDA_API_VERSION_INTERNAL
 #include <cuda.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +47,20 @@ int main(int argc, char **argv)
 	long n;
 	int rc;
 
+	if (argc == 2 && strcmp(argv[1], "which") == 0) {
+		/* Through dlsym, as any caller would resolve them. */
+		void *fns[] = {dlsym(RTLD_DEFAULT, "cuMemAlloc_v2"),
+			       dlsym(RTLD_DEFAULT, "cuLaunchKernel")};
+		for (int i = 0; i < 2; i++) {
+			Dl_info info;
+			if (!fns[i] || !dladdr(fns[i], &info))
+				return 1;
+			printf("%s\n", info.dli_fname);
+		}
+		return 0;
+	}
 	if (argc != 3 || (n = atol(argv[2])) <= 0) {
-		fprintf(stderr, "usage: hook_overhead launch|alloc N\n");
+		fprintf(stderr, "usage: hook_overhead launch|alloc N | which\n");
 		return 2;
 	}
 	if (cuInit(0) || cuDevicePrimaryCtxRetain(&ctx, 0) || cuCtxSetCurrent(ctx) ||

@@ -38,6 +38,24 @@ per_op() { # MODE HOOKED
   echo $(( (b - a) / (N2 - N1) ))
 }
 
+# Both runs must be what they claim: the driver's entry points come from
+# libgpupool.so when hooked and from the simulator when not.  (A hook
+# linked into the program by mistake once made both runs hooked.)
+which_lib() {
+  local pre=()
+  [ "$1" = 1 ] && pre=(env LD_PRELOAD="$PWD/$B/libgpupool.so" GPUPOOL_MEMORY_LIMIT=40GiB)
+  "${pre[@]}" env LD_LIBRARY_PATH="$B/sim" "$PROG" which | sort -u
+}
+for h in 0 1; do
+  got=$(which_lib $h)
+  case "$h:$got" in
+    1:*libgpupool.so) ;;
+    0:*sim/libcuda.so.1) ;;
+    *) echo "hook_overhead: the $([ $h = 1 ] && echo hooked || echo unhooked) run resolves the driver to: $got" >&2
+       exit 1 ;;
+  esac
+done
+
 declare -A target=([launch]=150 [alloc]=1000)
 declare -A label=([launch]="cuLaunchKernel" [alloc]="cuMemAlloc+cuMemFree pair")
 rows=""
