@@ -1,4 +1,5 @@
 /* kubeconfig.c - see kubeconfig.h. */
+#include "common/errf.h"
 #include "net/kubeconfig.h"
 
 #include <errno.h>
@@ -13,20 +14,6 @@
 
 #include "net/kubeyaml.h"
 
-static int failf(char *err, size_t n, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-/* Format the reason into err and return rc, so callers can `return
- * failf(...)`. */
-static int failf(char *err, size_t n, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, n, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 char *gp__base64_decode(const char *s, size_t len, size_t *out_len)
 {
@@ -85,20 +72,20 @@ static char *slurp(const char *path, size_t cap, size_t *len, char *err, size_t 
 	size_t got = 0;
 
 	if (fd < 0) {
-		failf(err, n, 0, "cannot read %s: %s", path, strerror(errno));
+		gp_errf(err, n, 0, "cannot read %s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		failf(err, n, 0, "%s is not a regular file", path);
+		gp_errf(err, n, 0, "%s is not a regular file", path);
 		goto out;
 	}
 	if ((size_t)st.st_size > cap) {
-		failf(err, n, 0, "%s is larger than %zu bytes", path, cap);
+		gp_errf(err, n, 0, "%s is larger than %zu bytes", path, cap);
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
-		failf(err, n, 0, "out of memory");
+		gp_errf(err, n, 0, "out of memory");
 		goto out;
 	}
 	while (got < (size_t)st.st_size) {
@@ -125,7 +112,7 @@ static json_t *named(json_t *doc, const char *list, const char *key, const char 
 	size_t i;
 
 	if (arr && !json_is_array(arr) && !json_is_null(arr)) {
-		failf(err, n, 0, "'%s' is not a list", list);
+		gp_errf(err, n, 0, "'%s' is not a list", list);
 		return NULL;
 	}
 	json_array_foreach(arr, i, it) {
@@ -133,13 +120,13 @@ static json_t *named(json_t *doc, const char *list, const char *key, const char 
 		if (json_is_string(nm) && strcmp(json_string_value(nm), name) == 0) {
 			json_t *v = json_object_get(it, key);
 			if (!json_is_object(v)) {
-				failf(err, n, 0, "%s '%s' has no '%s' section", list, name, key);
+				gp_errf(err, n, 0, "%s '%s' has no '%s' section", list, name, key);
 				return NULL;
 			}
 			return v;
 		}
 	}
-	failf(err, n, 0, "no entry named '%s' in '%s'", name, list);
+	gp_errf(err, n, 0, "no entry named '%s' in '%s'", name, list);
 	return NULL;
 }
 
@@ -153,7 +140,7 @@ static int str_field(json_t *obj, const char *key, const char **out, const char 
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return failf(err, n, -EINVAL, "%s: '%s' must be a string", where, key);
+		return gp_errf(err, n, -EINVAL, "%s: '%s' must be a string", where, key);
 	*out = json_string_value(v);
 	return 0;
 }
@@ -184,15 +171,15 @@ static int cluster_part(struct gp_kubeconfig *kc, json_t *c, const char *name, c
 	    str_field(c, "certificate-authority-data", &cad, where, err, n))
 		return -EINVAL;
 	if (!server || !*server)
-		return failf(err, n, -EINVAL, "%s has no server", where);
+		return gp_errf(err, n, -EINVAL, "%s has no server", where);
 	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7))
-		return failf(err, n, -EINVAL, "%s: server '%s' is not an http(s) URL", where, server);
+		return gp_errf(err, n, -EINVAL, "%s: server '%s' is not an http(s) URL", where, server);
 	for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
 		if (json_object_get(c, unsupported[i]))
-			return failf(err, n, -ENOTSUP, "%s: '%s' is not supported", where,
+			return gp_errf(err, n, -ENOTSUP, "%s: '%s' is not supported", where,
 				     unsupported[i]);
 	if (ins && !json_is_boolean(ins) && !json_is_null(ins))
-		return failf(err, n, -EINVAL, "%s: insecure-skip-tls-verify must be true or false",
+		return gp_errf(err, n, -EINVAL, "%s: insecure-skip-tls-verify must be true or false",
 			     where);
 	kc->insecure = json_is_true(ins);
 	kc->server = strdup(server);
@@ -202,7 +189,7 @@ static int cluster_part(struct gp_kubeconfig *kc, json_t *c, const char *name, c
 	if (cad) {
 		kc->ca_data = gp__base64_decode(cad, strlen(cad), &kc->ca_len);
 		if (!kc->ca_data)
-			return failf(err, n, -EINVAL, "%s: certificate-authority-data is not base64",
+			return gp_errf(err, n, -EINVAL, "%s: certificate-authority-data is not base64",
 				     where);
 	} else if (ca) {
 		kc->ca_file = resolve(dir, ca);
@@ -226,13 +213,13 @@ static int pem_field(json_t *obj, const char *key, const char *dir, const char *
 		return -EINVAL;
 	if (data) {
 		*pem = gp__base64_decode(data, strlen(data), len);
-		return *pem ? 0 : failf(err, n, -EINVAL, "%s: %s is not base64", where, data_key);
+		return *pem ? 0 : gp_errf(err, n, -EINVAL, "%s: %s is not base64", where, data_key);
 	}
 	if (!file)
 		return 0;
 	path = resolve(dir, file);
 	if (!path)
-		return failf(err, n, -ENOMEM, "out of memory");
+		return gp_errf(err, n, -ENOMEM, "out of memory");
 	*pem = slurp(path, GP_KUBE_PEM_MAX_BYTES, len, err, n);
 	free(path);
 	return *pem ? 0 : -EINVAL;
@@ -254,7 +241,7 @@ static int user_part(struct gp_kubeconfig *kc, json_t *u, const char *name, cons
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof plugins / sizeof *plugins; i++)
 		if (json_object_get(u, plugins[i]) && !token && !token_file)
-			return failf(err, n, -ENOTSUP,
+			return gp_errf(err, n, -ENOTSUP,
 				     "%s: '%s' credential plugins are not supported; give the "
 				     "user a token (e.g. a service account's) or a client "
 				     "certificate",
@@ -264,7 +251,7 @@ static int user_part(struct gp_kubeconfig *kc, json_t *u, const char *name, cons
 	    (rc = pem_field(u, "client-key", dir, where, &kc->key_pem, &kc->key_len, err, n)))
 		return rc;
 	if (!kc->cert_pem != !kc->key_pem)
-		return failf(err, n, -EINVAL, "%s: a client certificate needs its client key, "
+		return gp_errf(err, n, -EINVAL, "%s: a client certificate needs its client key, "
 					      "and a key its certificate",
 			     where);
 	if (token)
@@ -293,20 +280,20 @@ int gp_kubeconfig_parse(struct gp_kubeconfig *kc, const char *text, size_t len, 
 		json_error_t je;
 		doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 		if (!doc)
-			return failf(err, n, -EINVAL, "not valid JSON: %s (line %d)", je.text, je.line);
+			return gp_errf(err, n, -EINVAL, "not valid JSON: %s (line %d)", je.text, je.line);
 	} else {
 		doc = gp__kubeyaml_parse(text, len, why, sizeof why);
 		if (!doc)
-			return failf(err, n, -EINVAL, "%s", why);
+			return gp_errf(err, n, -EINVAL, "%s", why);
 	}
 	if (!json_is_object(doc)) {
-		failf(err, n, 0, "a kubeconfig is a mapping at the top");
+		gp_errf(err, n, 0, "a kubeconfig is a mapping at the top");
 		goto out;
 	}
 	if (!cur && str_field(doc, "current-context", &cur, "kubeconfig", err, n))
 		goto out;
 	if (!cur || !*cur) {
-		failf(err, n, 0, "no current-context, and no context named");
+		gp_errf(err, n, 0, "no current-context, and no context named");
 		goto out;
 	}
 	if (!(ctx = named(doc, "contexts", "context", cur, err, n)))
@@ -316,7 +303,7 @@ int gp_kubeconfig_parse(struct gp_kubeconfig *kc, const char *text, size_t len, 
 	    str_field(ctx, "namespace", &ns, "context", err, n))
 		goto out;
 	if (!cluster) {
-		failf(err, n, 0, "context '%s' names no cluster", cur);
+		gp_errf(err, n, 0, "context '%s' names no cluster", cur);
 		goto out;
 	}
 	if (!(c = named(doc, "clusters", "cluster", cluster, err, n)))
@@ -335,7 +322,7 @@ int gp_kubeconfig_parse(struct gp_kubeconfig *kc, const char *text, size_t len, 
 	kc->context = strdup(cur);
 	if (!kc->server || !kc->context || (ns && !kc->namespace) ||
 	    (kc->ca_file == NULL && !kc->ca_data && json_object_get(c, "certificate-authority"))) {
-		failf(err, n, 0, "out of memory");
+		gp_errf(err, n, 0, "out of memory");
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -364,7 +351,7 @@ int gp_kubeconfig_load(struct gp_kubeconfig *kc, const char *path, const char *c
 		*slash = '\0';
 	rc = gp_kubeconfig_parse(kc, text, len, slash ? dir : NULL, context, why, sizeof why);
 	if (rc)
-		failf(err, n, 0, "%s: %s", path, why);
+		gp_errf(err, n, 0, "%s: %s", path, why);
 	free(dir);
 	free(text);
 	return rc;
@@ -382,22 +369,22 @@ int gp_kubeconfig_in_cluster(struct gp_kubeconfig *kc, const char *sa_dir, char 
 	if (!sa_dir)
 		sa_dir = GP_KUBE_SA_DIR;
 	if (!host || !*host || !port || !*port)
-		return failf(err, n, -ENOENT,
+		return gp_errf(err, n, -ENOENT,
 			     "not in a cluster (KUBERNETES_SERVICE_HOST/PORT unset); "
 			     "give --kubeconfig");
 	if (strspn(port, "0123456789") != strlen(port) || strlen(port) > 5)
-		return failf(err, n, -EINVAL, "KUBERNETES_SERVICE_PORT '%s' is not a port", port);
+		return gp_errf(err, n, -EINVAL, "KUBERNETES_SERVICE_PORT '%s' is not a port", port);
 	/* An IPv6 service address needs brackets in the URL. */
 	rc = asprintf(&kc->server, strchr(host, ':') ? "https://[%s]:%s" : "https://%s:%s", host,
 		      port);
 	if (rc < 0) {
 		kc->server = NULL;
-		return failf(err, n, -ENOMEM, "out of memory");
+		return gp_errf(err, n, -ENOMEM, "out of memory");
 	}
 	if (asprintf(&kc->token_file, "%s/token", sa_dir) < 0 ||
 	    asprintf(&kc->ca_file, "%s/ca.crt", sa_dir) < 0) {
 		gp_kubeconfig_free(kc);
-		return failf(err, n, -ENOMEM, "out of memory");
+		return gp_errf(err, n, -ENOMEM, "out of memory");
 	}
 	/* Fail now, not at the first request, when the token is missing. */
 	tok = slurp(kc->token_file, GP_KUBE_TOKEN_MAX_BYTES, &len, err, n);
@@ -407,7 +394,7 @@ int gp_kubeconfig_in_cluster(struct gp_kubeconfig *kc, const char *sa_dir, char 
 	}
 	free(tok);
 	if (access(kc->ca_file, R_OK)) {
-		failf(err, n, 0, "cannot read %s: %s", kc->ca_file, strerror(errno));
+		gp_errf(err, n, 0, "cannot read %s: %s", kc->ca_file, strerror(errno));
 		gp_kubeconfig_free(kc);
 		return -ENOENT;
 	}

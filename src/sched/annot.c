@@ -1,5 +1,6 @@
 /* annot.c - helpers shared by the annotation codecs: times, lookups and
  * the strict JSON member readers of annot_json.h. */
+#include "common/errf.h"
 #include "sched/annot.h"
 
 #include <errno.h>
@@ -87,17 +88,6 @@ const char *gp_annot_get(json_t *annotations, const char *key, bool *too_long)
 
 /* --- strict member readers (annot_json.h) --------------------------------- */
 
-static int bad(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int bad(char *why, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 int gp__annot_u64(json_t *obj, const char *key, bool required, uint64_t lo, uint64_t hi,
 		  uint64_t def, uint64_t *out, const char *where, char *why, size_t n)
@@ -107,15 +97,15 @@ int gp__annot_u64(json_t *obj, const char *key, bool required, uint64_t lo, uint
 
 	if (!v) {
 		if (required)
-			return bad(why, n, "%s: '%s' is missing", where, key);
+			return gp_errf(why, n, -EINVAL, "%s: '%s' is missing", where, key);
 		*out = def;
 		return 0;
 	}
 	if (!json_is_integer(v))
-		return bad(why, n, "%s: '%s' must be an integer", where, key);
+		return gp_errf(why, n, -EINVAL, "%s: '%s' must be an integer", where, key);
 	x = json_integer_value(v);
 	if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi)
-		return bad(why, n, "%s: '%s' is %lld, not in %llu..%llu", where, key, (long long)x,
+		return gp_errf(why, n, -EINVAL, "%s: '%s' is %lld, not in %llu..%llu", where, key, (long long)x,
 			   (unsigned long long)lo, (unsigned long long)hi);
 	*out = (uint64_t)x;
 	return 0;
@@ -129,15 +119,15 @@ int gp__annot_int(json_t *obj, const char *key, bool required, int lo, int hi, i
 
 	if (!v) {
 		if (required)
-			return bad(why, n, "%s: '%s' is missing", where, key);
+			return gp_errf(why, n, -EINVAL, "%s: '%s' is missing", where, key);
 		*out = def;
 		return 0;
 	}
 	if (!json_is_integer(v))
-		return bad(why, n, "%s: '%s' must be an integer", where, key);
+		return gp_errf(why, n, -EINVAL, "%s: '%s' must be an integer", where, key);
 	x = json_integer_value(v);
 	if (x < lo || x > hi)
-		return bad(why, n, "%s: '%s' is %lld, not in %d..%d", where, key, (long long)x, lo, hi);
+		return gp_errf(why, n, -EINVAL, "%s: '%s' is %lld, not in %d..%d", where, key, (long long)x, lo, hi);
 	*out = (int)x;
 	return 0;
 }
@@ -149,12 +139,12 @@ int gp__annot_bool(json_t *obj, const char *key, bool required, bool def, bool *
 
 	if (!v) {
 		if (required)
-			return bad(why, n, "%s: '%s' is missing", where, key);
+			return gp_errf(why, n, -EINVAL, "%s: '%s' is missing", where, key);
 		*out = def;
 		return 0;
 	}
 	if (!json_is_boolean(v))
-		return bad(why, n, "%s: '%s' must be true or false", where, key);
+		return gp_errf(why, n, -EINVAL, "%s: '%s' must be true or false", where, key);
 	*out = json_is_true(v);
 	return 0;
 }
@@ -168,14 +158,14 @@ int gp__annot_str(json_t *obj, const char *key, bool required, char *buf, size_t
 	buf[0] = '\0';
 	if (!v) {
 		if (required)
-			return bad(why, n, "%s: '%s' is missing", where, key);
+			return gp_errf(why, n, -EINVAL, "%s: '%s' is missing", where, key);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return bad(why, n, "%s: '%s' must be a string", where, key);
+		return gp_errf(why, n, -EINVAL, "%s: '%s' must be a string", where, key);
 	len = json_string_length(v);
 	if (len == 0 || len >= cap || memchr(json_string_value(v), '\0', len))
-		return bad(why, n, "%s: '%s' must be 1..%zu bytes", where, key, cap - 1);
+		return gp_errf(why, n, -EINVAL, "%s: '%s' must be 1..%zu bytes", where, key, cap - 1);
 	memcpy(buf, json_string_value(v), len + 1);
 	return 0;
 }
@@ -187,14 +177,14 @@ json_t *gp__annot_load(const char *text, const char *what, char *why, size_t n)
 	json_t *doc;
 
 	if (len > GP_ANNOT_MAX) {
-		bad(why, n, "%s is longer than %u bytes", what, GP_ANNOT_MAX);
+		gp_errf(why, n, -EINVAL, "%s is longer than %u bytes", what, GP_ANNOT_MAX);
 		return NULL;
 	}
 	doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
 	if (!doc)
-		bad(why, n, "%s is not JSON: %s (column %d)", what, je.text, je.column);
+		gp_errf(why, n, -EINVAL, "%s is not JSON: %s (column %d)", what, je.text, je.column);
 	else if (!json_is_object(doc)) {
-		bad(why, n, "%s is not a JSON object", what);
+		gp_errf(why, n, -EINVAL, "%s is not a JSON object", what);
 		json_decref(doc);
 		doc = NULL;
 	}
@@ -206,14 +196,14 @@ int gp__annot_version(json_t *doc, const char *what, char *why, size_t n)
 	json_t *v = json_object_get(doc, "version");
 
 	if (!json_is_integer(v))
-		return bad(why, n, "%s: 'version' is missing or not an integer", what);
+		return gp_errf(why, n, -EINVAL, "%s: 'version' is missing or not an integer", what);
 	if (json_integer_value(v) > GP_ANNOT_VERSION) {
 		snprintf(why, n, "%s: version %lld is newer than this extender reads (%d)", what,
 			 (long long)json_integer_value(v), GP_ANNOT_VERSION);
 		return -EPROTONOSUPPORT;
 	}
 	if (json_integer_value(v) < 1)
-		return bad(why, n, "%s: version %lld is not valid", what,
+		return gp_errf(why, n, -EINVAL, "%s: version %lld is not valid", what,
 			   (long long)json_integer_value(v));
 	return 0;
 }

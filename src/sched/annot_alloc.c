@@ -2,6 +2,7 @@
  * written at bind time for the device plugin and read back to recompute
  * what a node has given out) and HAMi's hami.io/vgpu-devices-allocated.
  * See docs/protocol.md. */
+#include "common/errf.h"
 #include "sched/annot.h"
 
 #include <errno.h>
@@ -20,18 +21,6 @@ static const char *const prio_names[] = {
 	[GP_PRIO_LOW] = "low",
 };
 
-static int fail(char *why, size_t n, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t n, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 char *gp_annot_alloc_format(const struct gp_annot_alloc *a)
 {
@@ -94,7 +83,7 @@ static int parse_priority(json_t *o, enum gp_annot_priority *p, const char *wher
 			*p = (enum gp_annot_priority)i;
 			return 0;
 		}
-	return fail(why, n, -EINVAL, "%s: 'priority' must be high, normal or low", where);
+	return gp_errf(why, n, -EINVAL, "%s: 'priority' must be high, normal or low", where);
 }
 
 static int parse_container(json_t *o, struct gp_annot_ctr *c, const char *where, char *why,
@@ -104,13 +93,13 @@ static int parse_container(json_t *o, struct gp_annot_ctr *c, const char *where,
 	size_t i;
 
 	if (!json_is_object(o))
-		return fail(why, n, -EINVAL, "%s is not an object", where);
+		return gp_errf(why, n, -EINVAL, "%s is not an object", where);
 	if (gp__annot_str(o, "name", false, c->name, sizeof c->name, where, why, n) ||
 	    gp__annot_bool(o, "init", false, false, &c->init, where, why, n) ||
 	    parse_priority(o, &c->priority, where, why, n))
 		return -EINVAL;
 	if (!json_is_array(gpus) || json_array_size(gpus) > GP_MAX_GPUS)
-		return fail(why, n, -EINVAL, "%s: 'gpus' must be a list of at most %u", where,
+		return gp_errf(why, n, -EINVAL, "%s: 'gpus' must be a list of at most %u", where,
 			    GP_MAX_GPUS);
 	json_array_foreach(gpus, i, g) {
 		struct gp_annot_grant *gr = &c->grant[c->ngrant];
@@ -119,7 +108,7 @@ static int parse_container(json_t *o, struct gp_annot_ctr *c, const char *where,
 
 		snprintf(w, sizeof w, "%s gpus[%zu]", where, i);
 		if (!json_is_object(g))
-			return fail(why, n, -EINVAL, "%s is not an object", w);
+			return gp_errf(why, n, -EINVAL, "%s is not an object", w);
 		if (gp__annot_str(g, "uuid", true, gr->uuid, sizeof gr->uuid, w, why, n) ||
 		    gp__annot_u64(g, "memoryBytes", true, 0, MAX_MEM_BYTES, 0, &gr->mem_bytes, w,
 				  why, n) ||
@@ -153,18 +142,18 @@ int gp_annot_alloc_parse(const char *text, struct gp_annot_alloc *a, char *why, 
 		snprintf(a->policy, sizeof a->policy, "%s", json_string_value(v));
 	t = json_object_get(doc, "boundAt");
 	if (t && (!json_is_string(t) || gp_annot_time_parse(json_string_value(t), &a->bound_ms))) {
-		fail(why, n, 0, "%s: 'boundAt' is not an RFC 3339 time", GP_ANNOT_ALLOC);
+		gp_errf(why, n, 0, "%s: 'boundAt' is not an RFC 3339 time", GP_ANNOT_ALLOC);
 		goto out;
 	}
 	ctrs = json_object_get(doc, "containers");
 	fp = json_object_get(doc, "footprint");
 	if (!json_is_array(ctrs) || json_array_size(ctrs) > GP_MAX_CONTAINERS) {
-		fail(why, n, 0, "%s: 'containers' must be a list of at most %u", GP_ANNOT_ALLOC,
+		gp_errf(why, n, 0, "%s: 'containers' must be a list of at most %u", GP_ANNOT_ALLOC,
 		     GP_MAX_CONTAINERS);
 		goto out;
 	}
 	if (!json_is_array(fp) || json_array_size(fp) > GP_MAX_GPUS) {
-		fail(why, n, 0, "%s: 'footprint' must be a list of at most %u", GP_ANNOT_ALLOC,
+		gp_errf(why, n, 0, "%s: 'footprint' must be a list of at most %u", GP_ANNOT_ALLOC,
 		     GP_MAX_GPUS);
 		goto out;
 	}
@@ -182,7 +171,7 @@ int gp_annot_alloc_parse(const char *text, struct gp_annot_alloc *a, char *why, 
 
 		snprintf(where, sizeof where, "%s footprint[%zu]", GP_ANNOT_ALLOC, i);
 		if (!json_is_object(v)) {
-			fail(why, n, 0, "%s is not an object", where);
+			gp_errf(why, n, 0, "%s is not an object", where);
 			goto out;
 		}
 		if (gp__annot_str(v, "uuid", true, h->uuid, sizeof h->uuid, where, why, n) ||
@@ -195,7 +184,7 @@ int gp_annot_alloc_parse(const char *text, struct gp_annot_alloc *a, char *why, 
 			goto out;
 		for (unsigned j = 0; j < a->nhold; j++)
 			if (strcasecmp(a->hold[j].uuid, h->uuid) == 0) {
-				fail(why, n, 0, "%s: GPU %s appears twice", GP_ANNOT_ALLOC, h->uuid);
+				gp_errf(why, n, 0, "%s: GPU %s appears twice", GP_ANNOT_ALLOC, h->uuid);
 				goto out;
 			}
 		h->compute = (unsigned)compute;
@@ -220,7 +209,7 @@ static int hami_hold(struct gp_annot_alloc *a, const struct gp_annot_grant *g, c
 			h = &a->hold[j];
 	if (!h) {
 		if (a->nhold >= GP_MAX_GPUS)
-			return fail(why, n, -EINVAL, "%s: more than %u GPUs",
+			return gp_errf(why, n, -EINVAL, "%s: more than %u GPUs",
 				    GP_ANNOT_HAMI_ALLOCATED, GP_MAX_GPUS);
 		h = &a->hold[a->nhold++];
 		memset(h, 0, sizeof *h);
@@ -252,7 +241,7 @@ static int hami_device(const char *e, size_t len, struct gp_annot_grant *g, char
 		p = c + 1;
 	}
 	if (nf < 4 || fl[0] == 0 || fl[0] >= sizeof g->uuid)
-		return fail(why, n, -EINVAL, "%s: '%.*s' is not UUID,Type,MiB,cores",
+		return gp_errf(why, n, -EINVAL, "%s: '%.*s' is not UUID,Type,MiB,cores",
 			    GP_ANNOT_HAMI_ALLOCATED, (int)(len > 60 ? 60 : len), e);
 	memset(g, 0, sizeof *g);
 	memcpy(g->uuid, f[0], fl[0]);
@@ -276,7 +265,7 @@ static int hami_device(const char *e, size_t len, struct gp_annot_grant *g, char
 	g->exclusive = v[1] >= 100;
 	return 0;
 bad:
-	return fail(why, n, -EINVAL, "%s: '%.*s' has a bad amount", GP_ANNOT_HAMI_ALLOCATED,
+	return gp_errf(why, n, -EINVAL, "%s: '%.*s' has a bad amount", GP_ANNOT_HAMI_ALLOCATED,
 		    (int)(len > 60 ? 60 : len), e);
 }
 
@@ -288,7 +277,7 @@ int gp_annot_hami_alloc_parse(const char *text, struct gp_annot_alloc *a, char *
 	memset(a, 0, sizeof *a);
 	a->source = GP_SRC_HAMI;
 	if (len > GP_ANNOT_MAX)
-		return fail(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_HAMI_ALLOCATED,
+		return gp_errf(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_HAMI_ALLOCATED,
 			    GP_ANNOT_MAX);
 	while (p < end) {
 		const char *semi = memchr(p, ';', (size_t)(end - p));
@@ -301,7 +290,7 @@ int gp_annot_hami_alloc_parse(const char *text, struct gp_annot_alloc *a, char *
 			size_t l = colon ? (size_t)(colon - q) : (size_t)(cend - q);
 			if (l) {
 				if (c->ngrant >= GP_MAX_GPUS)
-					return fail(why, n, -EINVAL, "%s: a container with more than %u GPUs",
+					return gp_errf(why, n, -EINVAL, "%s: a container with more than %u GPUs",
 						    GP_ANNOT_HAMI_ALLOCATED, GP_MAX_GPUS);
 				if (hami_device(q, l, &c->grant[c->ngrant], why, n) ||
 				    hami_hold(a, &c->grant[c->ngrant], why, n))
@@ -312,7 +301,7 @@ int gp_annot_hami_alloc_parse(const char *text, struct gp_annot_alloc *a, char *
 		}
 		if (c->ngrant) {
 			if (a->nctr >= GP_MAX_CONTAINERS)
-				return fail(why, n, -EINVAL, "%s: more than %u containers",
+				return gp_errf(why, n, -EINVAL, "%s: more than %u containers",
 					    GP_ANNOT_HAMI_ALLOCATED, GP_MAX_CONTAINERS);
 			snprintf(c->name, sizeof c->name, "hami-%u", a->nctr);
 			a->nctr++;
@@ -329,7 +318,7 @@ int gp_annot_alloc_read(json_t *annotations, struct gp_annot_alloc *a, char *why
 	const char *hami;
 
 	if (too_long)
-		return fail(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_ALLOC,
+		return gp_errf(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_ALLOC,
 			    GP_ANNOT_MAX);
 	if (ours)
 		return gp_annot_alloc_parse(ours, a, why, n);
@@ -337,7 +326,7 @@ int gp_annot_alloc_read(json_t *annotations, struct gp_annot_alloc *a, char *why
 	if (hami)
 		return gp_annot_hami_alloc_parse(hami, a, why, n);
 	memset(a, 0, sizeof *a);
-	return too_long ? fail(why, n, -EINVAL, "%s is longer than %u bytes",
+	return too_long ? gp_errf(why, n, -EINVAL, "%s is longer than %u bytes",
 			       GP_ANNOT_HAMI_ALLOCATED, GP_ANNOT_MAX)
 			: -ENOENT;
 }

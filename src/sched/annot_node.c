@@ -2,6 +2,7 @@
  * (ours, JSON, versioned) and HAMi's hami.io/node-nvidia-register (legacy
  * "uuid,count,mem,cores,type,numa,health[,index,mode]:" text or its newer
  * JSON list) with hami.io/node-nvidia-score.  See docs/protocol.md. */
+#include "common/errf.h"
 #include "sched/annot.h"
 
 #include <ctype.h>
@@ -18,18 +19,6 @@
 #define MAX_COMPUTE 10000u              /* 100 whole cards of compute on one GPU */
 #define MAX_MEM_BYTES ((uint64_t)1 << 44) /* 16 TiB of device memory */
 
-static int fail(char *why, size_t n, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *why, size_t n, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-	return rc;
-}
 
 static int find_uuid(const struct gp_annot_node *s, const char *uuid)
 {
@@ -43,13 +32,13 @@ static int find_uuid(const struct gp_annot_node *s, const char *uuid)
 static int add_gpu(struct gp_annot_node *s, const struct gp_annot_gpu *g, char *why, size_t n)
 {
 	if (s->ngpu >= GP_MAX_GPUS)
-		return fail(why, n, -EINVAL, "more than %u GPUs", GP_MAX_GPUS);
+		return gp_errf(why, n, -EINVAL, "more than %u GPUs", GP_MAX_GPUS);
 	if (!g->uuid[0] || strchr(g->uuid, ','))
-		return fail(why, n, -EINVAL, "GPU %u: bad UUID '%s'", s->ngpu, g->uuid);
+		return gp_errf(why, n, -EINVAL, "GPU %u: bad UUID '%s'", s->ngpu, g->uuid);
 	if (find_uuid(s, g->uuid) >= 0)
-		return fail(why, n, -EINVAL, "GPU UUID %s appears twice", g->uuid);
+		return gp_errf(why, n, -EINVAL, "GPU UUID %s appears twice", g->uuid);
 	if (!g->mem_bytes || g->mem_bytes > MAX_MEM_BYTES)
-		return fail(why, n, -EINVAL, "GPU %s: memory %llu bytes is not plausible", g->uuid,
+		return gp_errf(why, n, -EINVAL, "GPU %s: memory %llu bytes is not plausible", g->uuid,
 			    (unsigned long long)g->mem_bytes);
 	s->gpu[s->ngpu++] = *g;
 	return 0;
@@ -65,13 +54,13 @@ static int parse_links(struct gp_annot_node *s, unsigned i, json_t *links, char 
 	if (!links)
 		return 0;
 	if (!json_is_object(links))
-		return fail(why, n, -EINVAL, "GPU %s: 'links' must be an object", s->gpu[i].uuid);
+		return gp_errf(why, n, -EINVAL, "GPU %s: 'links' must be an object", s->gpu[i].uuid);
 	json_object_foreach(links, k, v) {
 		int j = find_uuid(s, k);
 		json_int_t x = json_integer_value(v);
 
 		if (!json_is_integer(v) || x < 0 || x > 65535)
-			return fail(why, n, -EINVAL, "GPU %s: link to %s must be 0..65535",
+			return gp_errf(why, n, -EINVAL, "GPU %s: link to %s must be 0..65535",
 				    s->gpu[i].uuid, k);
 		if (j < 0 || (unsigned)j == i)
 			continue; /* a card that went away, or itself: no link */
@@ -96,17 +85,17 @@ int gp_annot_node_parse(const char *text, struct gp_annot_node *s, char *why, si
 	rc = -EINVAL;
 	gpus = json_object_get(doc, "gpus");
 	if (!json_is_array(gpus)) {
-		fail(why, n, 0, "%s: 'gpus' must be a list", GP_ANNOT_NODE_STATE);
+		gp_errf(why, n, 0, "%s: 'gpus' must be a list", GP_ANNOT_NODE_STATE);
 		goto out;
 	}
 	upd = json_object_get(doc, "updated");
 	if (upd && (!json_is_string(upd) ||
 		    gp_annot_time_parse(json_string_value(upd), &s->updated_ms))) {
-		fail(why, n, 0, "%s: 'updated' is not an RFC 3339 time", GP_ANNOT_NODE_STATE);
+		gp_errf(why, n, 0, "%s: 'updated' is not an RFC 3339 time", GP_ANNOT_NODE_STATE);
 		goto out;
 	}
 	if (json_array_size(gpus) > GP_MAX_GPUS) {
-		fail(why, n, 0, "%s: %zu GPUs, at most %u are supported", GP_ANNOT_NODE_STATE,
+		gp_errf(why, n, 0, "%s: %zu GPUs, at most %u are supported", GP_ANNOT_NODE_STATE,
 		     json_array_size(gpus), GP_MAX_GPUS);
 		goto out;
 	}
@@ -117,7 +106,7 @@ int gp_annot_node_parse(const char *text, struct gp_annot_node *s, char *why, si
 
 		snprintf(where, sizeof where, "%s gpus[%zu]", GP_ANNOT_NODE_STATE, i);
 		if (!json_is_object(g)) {
-			fail(why, n, 0, "%s is not an object", where);
+			gp_errf(why, n, 0, "%s is not an object", where);
 			goto out;
 		}
 		if (gp__annot_str(g, "uuid", true, x.uuid, sizeof x.uuid, where, why, n) ||
@@ -268,7 +257,7 @@ static int hami_legacy_entry(struct gp_annot_node *s, const char *e, size_t len,
 		p = c + 1;
 	}
 	if (nf != 7 && nf != 9)
-		return fail(why, n, -EINVAL, "%s: entry '%.*s' has %u fields, not 7 or 9",
+		return gp_errf(why, n, -EINVAL, "%s: entry '%.*s' has %u fields, not 7 or 9",
 			    GP_ANNOT_HAMI_REGISTER, (int)(len > 60 ? 60 : len), e, nf);
 	if (field_str(f[0], fl[0], g.uuid, sizeof g.uuid) ||
 	    field_int(f[1], fl[1], 0, 1 << 20, &count) ||
@@ -276,11 +265,11 @@ static int hami_legacy_entry(struct gp_annot_node *s, const char *e, size_t len,
 	    field_int(f[3], fl[3], 0, 1 << 20, &cores) ||
 	    field_str(f[4], fl[4], g.model, sizeof g.model) ||
 	    field_int(f[5], fl[5], -1, 1023, &numa) || parse_gobool(f[6], fl[6], &g.healthy))
-		return fail(why, n, -EINVAL, "%s: entry '%.*s' does not parse",
+		return gp_errf(why, n, -EINVAL, "%s: entry '%.*s' does not parse",
 			    GP_ANNOT_HAMI_REGISTER, (int)(len > 60 ? 60 : len), e);
 	if (nf == 9 && (field_int(f[7], fl[7], 0, 1 << 20, &index) ||
 			field_str(f[8], fl[8], mode, sizeof mode)))
-		return fail(why, n, -EINVAL, "%s: entry '%.*s' has a bad index or mode",
+		return gp_errf(why, n, -EINVAL, "%s: entry '%.*s' has a bad index or mode",
 			    GP_ANNOT_HAMI_REGISTER, (int)(len > 60 ? 60 : len), e);
 	g.mem_bytes = (uint64_t)mem << 20;
 	g.numa = (int)numa;
@@ -300,7 +289,7 @@ static int hami_json(struct gp_annot_node *s, const char *text, char *why, size_
 	int rc = -EINVAL;
 
 	if (!json_is_array(doc)) {
-		fail(why, n, 0, "%s is not a JSON list", GP_ANNOT_HAMI_REGISTER);
+		gp_errf(why, n, 0, "%s is not a JSON list", GP_ANNOT_HAMI_REGISTER);
 		goto out;
 	}
 	json_array_foreach(doc, i, d) {
@@ -310,7 +299,7 @@ static int hami_json(struct gp_annot_node *s, const char *text, char *why, size_
 
 		snprintf(where, sizeof where, "%s[%zu]", GP_ANNOT_HAMI_REGISTER, i);
 		if (!json_is_object(d)) {
-			fail(why, n, 0, "%s is not an object", where);
+			gp_errf(why, n, 0, "%s is not an object", where);
 			goto out;
 		}
 		if (gp__annot_str(d, "id", true, g.uuid, sizeof g.uuid, where, why, n) ||
@@ -332,7 +321,7 @@ static int hami_json(struct gp_annot_node *s, const char *text, char *why, size_
 	rc = 0;
 out:
 	if (!doc)
-		fail(why, n, 0, "%s is not JSON: %s", GP_ANNOT_HAMI_REGISTER, je.text);
+		gp_errf(why, n, 0, "%s is not JSON: %s", GP_ANNOT_HAMI_REGISTER, je.text);
 	json_decref(doc);
 	return rc;
 }
@@ -345,14 +334,14 @@ int gp_annot_hami_register_parse(const char *text, struct gp_annot_node *s, char
 	memset(s, 0, sizeof *s);
 	s->source = GP_SRC_HAMI;
 	if (len > GP_ANNOT_MAX)
-		return fail(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_HAMI_REGISTER,
+		return gp_errf(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_HAMI_REGISTER,
 			    GP_ANNOT_MAX);
 	while (isspace((unsigned char)*p))
 		p++;
 	if (*p == '[')
 		return hami_json(s, text, why, n);
 	if (!strchr(text, ':'))
-		return fail(why, n, -EINVAL, "%s has no ':'-separated device entries",
+		return gp_errf(why, n, -EINVAL, "%s has no ':'-separated device entries",
 			    GP_ANNOT_HAMI_REGISTER);
 	end = text + len;
 	while (p < end) {
@@ -375,7 +364,7 @@ int gp_annot_hami_scores_parse(const char *text, struct gp_annot_node *s, char *
 	int rc = -EINVAL;
 
 	if (strnlen(text, GP_ANNOT_MAX + 1) > GP_ANNOT_MAX || !json_is_array(doc)) {
-		fail(why, n, 0, "%s is not a JSON list", GP_ANNOT_HAMI_SCORE);
+		gp_errf(why, n, 0, "%s is not a JSON list", GP_ANNOT_HAMI_SCORE);
 		goto out;
 	}
 	json_array_foreach(doc, i, d) {
@@ -383,7 +372,7 @@ int gp_annot_hami_scores_parse(const char *text, struct gp_annot_node *s, char *
 		int a = json_is_string(id) ? find_uuid(s, json_string_value(id)) : -1;
 
 		if (!json_is_object(d)) {
-			fail(why, n, 0, "%s[%zu] is not an object", GP_ANNOT_HAMI_SCORE, i);
+			gp_errf(why, n, 0, "%s[%zu] is not an object", GP_ANNOT_HAMI_SCORE, i);
 			goto out;
 		}
 		if (a < 0)
@@ -405,16 +394,16 @@ int gp_annot_node_read(json_t *annotations, struct gp_annot_node *out, char *why
 	int rc;
 
 	if (too_long)
-		return fail(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_NODE_STATE,
+		return gp_errf(why, n, -EINVAL, "%s is longer than %u bytes", GP_ANNOT_NODE_STATE,
 			    GP_ANNOT_MAX);
 	if (ours)
 		return gp_annot_node_parse(ours, out, why, n);
 	hami = gp_annot_get(annotations, GP_ANNOT_HAMI_REGISTER, &too_long);
 	if (!hami) {
 		memset(out, 0, sizeof *out);
-		return too_long ? fail(why, n, -EINVAL, "%s is longer than %u bytes",
+		return too_long ? gp_errf(why, n, -EINVAL, "%s is longer than %u bytes",
 				       GP_ANNOT_HAMI_REGISTER, GP_ANNOT_MAX)
-				: fail(why, n, -ENOENT,
+				: gp_errf(why, n, -ENOENT,
 				       "no %s annotation (is the gpupool agent running there?)",
 				       GP_ANNOT_NODE_STATE);
 	}

@@ -438,21 +438,6 @@ struct place_ctx {
 	unsigned steps;
 };
 
-/* One more tenant of container c on a card in state g (which takes it). */
-static void take(struct gp__gstate *g, const struct gp__ctr *c)
-{
-	if (c->exclusive) {
-		g->free_c = 0;
-		g->free_m = 0;
-		g->free_t = 0;
-	} else {
-		g->free_c = (uint16_t)(g->free_c - c->compute);
-		g->free_m -= gp__ctr_mem(c, g->cap_m);
-		g->free_t = (uint16_t)(g->free_t - 1);
-	}
-	g->idle = 0;
-}
-
 /* Place app containers app[i..] on x->s, trying for each the pick rule's
  * choice first and then its alternatives (another single card, another
  * NUMA node), within SEARCH_STEPS in all.  True when all fit. */
@@ -481,7 +466,7 @@ static bool place_apps(struct place_ctx *x, unsigned i)
 		x->steps++;
 		memcpy(saved, x->s.g, sizeof saved);
 		for (unsigned k = 0; k < c->gpus; k++)
-			take(&x->s.g[set[k]], c);
+			gp__gstate_take(&x->s.g[set[k]], c);
 		if (place_apps(x, i + 1))
 			return true;
 		memcpy(x->s.g, saved, sizeof saved);

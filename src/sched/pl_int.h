@@ -140,6 +140,21 @@ static inline uint64_t gp__ctr_mem(const struct gp__ctr *c, uint64_t cap)
 	return c->mem_bytes;
 }
 
+/* One more tenant of container c on a card in state g (which takes it). */
+static inline void gp__gstate_take(struct gp__gstate *g, const struct gp__ctr *c)
+{
+	if (c->exclusive) {
+		g->free_c = 0;
+		g->free_m = 0;
+		g->free_t = 0;
+	} else {
+		g->free_c = (uint16_t)(g->free_c - c->compute);
+		g->free_m -= gp__ctr_mem(c, g->cap_m);
+		g->free_t = (uint16_t)(g->free_t - 1);
+	}
+	g->idle = 0;
+}
+
 /* Does one more tenant of container c fit on a card in state s? */
 static inline bool gp__gfits(const struct gp__gstate *s, const struct gp__ctr *c)
 {

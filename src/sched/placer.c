@@ -392,23 +392,6 @@ static struct option policy_cost(struct gp_placer *pl, const struct gp_node *n, 
 	return o;
 }
 
-/* Apply a single-card grant of container c on card i to a state copy. */
-static void apply_card(struct gp__nstate *s, const struct gp__ctr *c, unsigned i)
-{
-	struct gp__gstate *g = &s->g[i];
-
-	if (c->exclusive) {
-		g->free_c = 0;
-		g->free_m = 0;
-		g->free_t = 0;
-	} else {
-		g->free_c = (uint16_t)(g->free_c - c->compute);
-		g->free_m -= gp__ctr_mem(c, g->cap_m);
-		g->free_t = (uint16_t)(g->free_t - 1);
-	}
-	g->idle = 0;
-}
-
 /* Cost of the best way to put a simple request on node n, whose cards in
  * `mask` take its container.  A single-card container under fgd or ours
  * tries every card (one per distinct card state) and keeps the first
@@ -448,7 +431,7 @@ static struct option simple_cost(struct gp_placer *pl, const struct gp_node *n, 
 			}
 			if (dup)
 				continue;
-			apply_card(&t, c, i);
+			gp__gstate_take(&t.g[i], c);
 			o = policy_cost(pl, n, &n->st, &t, 1u << i, before);
 			o.card = (int)i;
 			if (o.cost < best.cost - 1e-12)
@@ -460,7 +443,7 @@ static struct option simple_cost(struct gp_placer *pl, const struct gp_node *n, 
 		if (!gp__choose_cards(n, &n->st, c, mask, &pick, set))
 			return best;
 		for (unsigned k = 0; k < c->gpus; k++) {
-			apply_card(&s, c, set[k]);
+			gp__gstate_take(&s.g[set[k]], c);
 			cards |= 1u << set[k];
 		}
 	}

@@ -1,4 +1,5 @@
 /* req.c - see req.h. */
+#include "common/errf.h"
 #include "sched/req.h"
 
 #include <ctype.h>
@@ -97,17 +98,6 @@ static const struct {
 	{A_NUMA, "gpupool.io/numa-bind", "nvidia.com/numa-bind"},
 };
 
-static int fail(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int fail(char *why, size_t n, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, n, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
 
 int gp_req_init(struct gp_pod_req *p)
 {
@@ -232,7 +222,7 @@ static int read_resources(json_t *map, struct ctr_res *r, const char *ctr, char 
 	json_t *v;
 
 	if (map && !json_is_object(map))
-		return fail(why, n, "container %s: resources are not an object", ctr);
+		return gp_errf(why, n, -EINVAL, "container %s: resources are not an object", ctr);
 	json_object_foreach(map, key, v) {
 		enum res_kind kind = R__COUNT;
 		enum res_family fam = 0;
@@ -247,7 +237,7 @@ static int read_resources(json_t *map, struct ctr_res *r, const char *ctr, char 
 		if (kind == R__COUNT && strncmp(key, MODEL_PREFIX, strlen(MODEL_PREFIX)) == 0) {
 			const char *t = typo_of(key + strlen(MODEL_PREFIX));
 			if (t)
-				return fail(why, n,
+				return gp_errf(why, n, -EINVAL,
 					    "container %s: %s is not a gpupool resource (did you "
 					    "mean " MODEL_PREFIX "%s?)",
 					    ctr, key, t);
@@ -257,17 +247,17 @@ static int read_resources(json_t *map, struct ctr_res *r, const char *ctr, char 
 		}
 		if (kind == R__COUNT) {
 			if (strncmp(key, "gpupool.io/", 11) == 0)
-				return fail(why, n, "container %s: %s is not a gpupool resource", ctr,
+				return gp_errf(why, n, -EINVAL, "container %s: %s is not a gpupool resource", ctr,
 					    key);
 			continue; /* another domain's resource: not ours to judge */
 		}
 		if (json_is_integer(v) && json_integer_value(v) >= 0)
 			q = (uint64_t)json_integer_value(v);
 		else if (!json_is_string(v) || gp_req_quantity(json_string_value(v), &q))
-			return fail(why, n, "container %s: %s is not a whole-number quantity", ctr,
+			return gp_errf(why, n, -EINVAL, "container %s: %s is not a whole-number quantity", ctr,
 				    key);
 		if (r->family && r->family != fam)
-			return fail(why, n,
+			return gp_errf(why, n, -EINVAL,
 				    "container %s: mixes gpupool.io and nvidia.com GPU resources; "
 				    "use one family",
 				    ctr);
@@ -275,9 +265,9 @@ static int read_resources(json_t *map, struct ctr_res *r, const char *ctr, char 
 		if (kind == R_MODEL) {
 			char norm[GP_ID_MAX];
 			if (!normalise(model, norm, sizeof norm) || strlen(model) >= GP_ID_MAX - 2)
-				return fail(why, n, "container %s: %s names no card model", ctr, key);
+				return gp_errf(why, n, -EINVAL, "container %s: %s names no card model", ctr, key);
 			if (r->has[R_MODEL] && strcmp(r->model, norm) != 0)
-				return fail(why, n,
+				return gp_errf(why, n, -EINVAL,
 					    "container %s: asks for two card models (%s and %s); "
 					    "one per container",
 					    ctr, r->model, norm);
@@ -307,10 +297,10 @@ static int read_pod_annots(json_t *annotations, struct pod_annots *pa, char *why
 		const char *h = gp_annot_get(annotations, pod_annotations[i].hami, &long2);
 
 		if (long1 || long2)
-			return fail(why, n, "annotation %s is too long",
+			return gp_errf(why, n, -EINVAL, "annotation %s is too long",
 				    long1 ? pod_annotations[i].ours : pod_annotations[i].hami);
 		if (o && h)
-			return fail(why, n, "both %s and %s are set; give one",
+			return gp_errf(why, n, -EINVAL, "both %s and %s are set; give one",
 				    pod_annotations[i].ours, pod_annotations[i].hami);
 		pa->val[k] = o ? o : h;
 		pa->key[k] = o ? pod_annotations[i].ours : pod_annotations[i].hami;
@@ -348,7 +338,7 @@ static int to_ctr(const struct ctr_res *r, const struct pod_annots *pa, const ch
 
 	*prio = GP_PRIO_UNSET;
 	if (r->has[R_COUNT] && r->has[R_MODEL])
-		return fail(why, n, "container %s: gives both gpupool.io/vgpu and %s%s; use one",
+		return gp_errf(why, n, -EINVAL, "container %s: gives both gpupool.io/vgpu and %s%s; use one",
 			    name, MODEL_PREFIX, r->model);
 	if (r->has[R_COUNT])
 		count = r->val[R_COUNT];
@@ -365,7 +355,7 @@ static int to_ctr(const struct ctr_res *r, const struct pod_annots *pa, const ch
 		else if (r->family == F_GPUPOOL && v <= 2)
 			*prio = (enum gp_annot_priority)(GP_PRIO_HIGH + v);
 		else
-			return fail(why, n, "container %s: priority %llu is not one of %s", name,
+			return gp_errf(why, n, -EINVAL, "container %s: priority %llu is not one of %s", name,
 				    (unsigned long long)v,
 				    r->family == F_HAMI ? "0 (high), 1 (normal)"
 							: "0 (high), 1 (normal), 2 (low)");
@@ -373,22 +363,22 @@ static int to_ctr(const struct ctr_res *r, const struct pod_annots *pa, const ch
 	if (count == 0)
 		return 0;
 	if (count > GP_MAX_GPUS)
-		return fail(why, n, "container %s: asks for %llu GPUs; a node has at most %u", name,
+		return gp_errf(why, n, -EINVAL, "container %s: asks for %llu GPUs; a node has at most %u", name,
 			    (unsigned long long)count, GP_MAX_GPUS);
 	if (r->has[R_MEM_MIB] && r->val[R_MEM_MIB] && r->has[R_MEM_PCT] && r->val[R_MEM_PCT])
-		return fail(why, n, "container %s: gives both a memory size and a memory percentage",
+		return gp_errf(why, n, -EINVAL, "container %s: gives both a memory size and a memory percentage",
 			    name);
 	if (r->has[R_MEM_PCT] && r->val[R_MEM_PCT] > 100)
-		return fail(why, n, "container %s: memory percentage %llu is over 100", name,
+		return gp_errf(why, n, -EINVAL, "container %s: memory percentage %llu is over 100", name,
 			    (unsigned long long)r->val[R_MEM_PCT]);
 	if (r->has[R_CORES] && r->val[R_CORES] > 100)
-		return fail(why, n, "container %s: cores %llu%% is over 100", name,
+		return gp_errf(why, n, -EINVAL, "container %s: cores %llu%% is over 100", name,
 			    (unsigned long long)r->val[R_CORES]);
 	if (r->has[R_MEM_MIB] && r->val[R_MEM_MIB] > ((uint64_t)1 << 24))
-		return fail(why, n, "container %s: %llu MiB of device memory is not plausible",
+		return gp_errf(why, n, -EINVAL, "container %s: %llu MiB of device memory is not plausible",
 			    name, (unsigned long long)r->val[R_MEM_MIB]);
 	if (pa->val[A_NUMA] && parse_bool(pa->val[A_NUMA], &numa))
-		return fail(why, n, "%s must be true or false", pa->key[A_NUMA]);
+		return gp_errf(why, n, -EINVAL, "%s must be true or false", pa->key[A_NUMA]);
 	memset(c, 0, sizeof *c);
 	c->name = name;
 	c->gpus = (unsigned)count;
@@ -406,7 +396,7 @@ static int to_ctr(const struct ctr_res *r, const struct pod_annots *pa, const ch
 	c->no_uuids = pa->val[A_NO_UUIDS];
 	if (r->has[R_MODEL]) {
 		if (types && *types)
-			return fail(why, n,
+			return gp_errf(why, n, -EINVAL,
 				    "container %s: a per-model resource (%s%s) and %s together; "
 				    "use one",
 				    name, MODEL_PREFIX, r->model, pa->key[A_TYPES]);
@@ -430,7 +420,7 @@ static int meta_str(json_t *meta, const char *key, bool required, char *buf, siz
 	if (!v && !required)
 		return 0;
 	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
-		return fail(why, n, "pod metadata.%s is missing or longer than %zu bytes", key,
+		return gp_errf(why, n, -EINVAL, "pod metadata.%s is missing or longer than %zu bytes", key,
 			    cap - 1);
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 	return 0;
@@ -448,7 +438,7 @@ int gp_req_from_pod(struct gp_pod_req *p, json_t *pod, char *why, size_t n)
 	gp_request_reset(p->req);
 	p->nctr = 0;
 	if (!json_is_object(pod) || !json_is_object(meta) || !json_is_object(spec))
-		return fail(why, n, "the pod has no metadata or spec");
+		return gp_errf(why, n, -EINVAL, "the pod has no metadata or spec");
 	if (meta_str(meta, "name", true, p->name, sizeof p->name, why, n) ||
 	    meta_str(meta, "namespace", false, p->ns, sizeof p->ns, why, n) ||
 	    meta_str(meta, "uid", false, p->uid, sizeof p->uid, why, n))
@@ -462,7 +452,7 @@ int gp_req_from_pod(struct gp_pod_req *p, json_t *pod, char *why, size_t n)
 		size_t i;
 
 		if (arr && !json_is_array(arr))
-			return fail(why, n, "spec.%s is not a list", lists[l].key);
+			return gp_errf(why, n, -EINVAL, "spec.%s is not a list", lists[l].key);
 		json_array_foreach(arr, i, ctr) {
 			json_t *res = json_object_get(ctr, "resources");
 			json_t *nm = json_object_get(ctr, "name");
@@ -475,10 +465,10 @@ int gp_req_from_pod(struct gp_pod_req *p, json_t *pod, char *why, size_t n)
 
 			if (!json_is_string(nm) || json_string_length(nm) == 0 ||
 			    json_string_length(nm) >= sizeof name)
-				return fail(why, n, "spec.%s[%zu] has no valid name", lists[l].key, i);
+				return gp_errf(why, n, -EINVAL, "spec.%s[%zu] has no valid name", lists[l].key, i);
 			memcpy(name, json_string_value(nm), json_string_length(nm) + 1);
 			if (res && !json_is_object(res))
-				return fail(why, n, "container %s: resources is not an object", name);
+				return gp_errf(why, n, -EINVAL, "container %s: resources is not an object", name);
 			if (read_resources(json_object_get(res, "limits"), &r, name, why, n) ||
 			    read_resources(json_object_get(res, "requests"), &r, name, why, n))
 				return -EINVAL;
@@ -496,10 +486,10 @@ int gp_req_from_pod(struct gp_pod_req *p, json_t *pod, char *why, size_t n)
 				   strcmp(json_string_value(restart), "Always") == 0);
 			rc = gp_request_add_container(p->req, &c, err, sizeof err);
 			if (rc == -ENOSPC)
-				return fail(why, n, "more than %u containers use GPUs",
+				return gp_errf(why, n, -EINVAL, "more than %u containers use GPUs",
 					    GP_MAX_CONTAINERS);
 			if (rc < 0)
-				return fail(why, n, "container %s: %s", name, err);
+				return gp_errf(why, n, -EINVAL, "container %s: %s", name, err);
 			memcpy(p->ctr[p->nctr].name, name, sizeof name);
 			p->ctr[p->nctr].init = c.init;
 			p->ctr[p->nctr].priority = prio;
