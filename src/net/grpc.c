@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "net/addr.h"
 
 #define DEFAULT_MAX_MESSAGE (4u << 20)
 #define DEFAULT_MAX_STREAMS 100u
@@ -774,37 +775,19 @@ fail:
 
 /* --- the server ----------------------------------------------------------- */
 
-/* "host:port", "[v6]:port" or ":port" into an address to bind. */
+/* A --listen address (net/addr.h) into an address to bind. */
 static int tcp_address(const char *s, struct sockaddr_storage *ss, socklen_t *len)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
-	char host[256];
-	const char *colon, *port;
-	int rc = -EINVAL;
+	char host[256], port[8];
+	int p, rc = -EINVAL;
 
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':' || (size_t)(close - s - 1) >= sizeof host)
-			return -EINVAL;
-		memcpy(host, s + 1, (size_t)(close - s - 1));
-		host[close - s - 1] = '\0';
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || (size_t)(colon - s) >= sizeof host)
-			return -EINVAL;
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = '\0';
-	}
-	port = colon + 1;
-	if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
-	    atoi(port) > 65535)
+	if (gp_addr_split(s, host, sizeof host, &p))
 		return -EINVAL;
-	/* ":port" is every IPv4 address, as for the HTTP server: "::" would
-	 * fail in pods without IPv6. */
-	if (getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res) != 0 || !res)
+	snprintf(port, sizeof port, "%d", p);
+	if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
 		return -EINVAL;
 	if (res->ai_addrlen <= sizeof *ss) {
 		memcpy(ss, res->ai_addr, res->ai_addrlen);

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 
 #include "common/log.h"
+#include "net/addr.h"
 
 struct gp_http {
 	struct evhttp *ev;
@@ -93,39 +94,6 @@ out:
 	free(rq.body);
 }
 
-/* Split "host:port", "[v6]:port" or ":port". */
-static int split_listen(const char *s, char *host, size_t hn, int *port)
-{
-	const char *colon;
-	char *end;
-	long p;
-
-	if (!s)
-		return -EINVAL;
-	if (s[0] == '[') {
-		const char *close = strchr(s, ']');
-		if (!close || close[1] != ':' || (size_t)(close - s - 1) >= hn)
-			return -EINVAL;
-		memcpy(host, s + 1, (size_t)(close - s - 1));
-		host[close - s - 1] = '\0';
-		colon = close + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || (size_t)(colon - s) >= hn)
-			return -EINVAL;
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = '\0';
-		if (!host[0])
-			strcpy(host, "0.0.0.0");
-	}
-	errno = 0;
-	p = strtol(colon + 1, &end, 10);
-	if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
-		return -EINVAL;
-	*port = (int)p;
-	return 0;
-}
-
 int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp_http_opts *o,
 		  const struct gp_http_route *routes, void *arg)
 {
@@ -135,7 +103,7 @@ int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp
 	socklen_t sl = sizeof ss;
 	int port, rc;
 
-	if ((rc = split_listen(o->listen, host, sizeof host, &port)))
+	if ((rc = gp_addr_split(o->listen, host, sizeof host, &port)))
 		return rc;
 	h = calloc(1, sizeof *h);
 	if (!h)
