@@ -89,11 +89,12 @@ const char *gp_annot_get(json_t *annotations, const char *key, bool *too_long)
 /* --- strict member readers (annot_json.h) --------------------------------- */
 
 
-int gp__annot_u64(json_t *obj, const char *key, bool required, uint64_t lo, uint64_t hi,
-		  uint64_t def, uint64_t *out, const char *where, char *why, size_t n)
+/* The one integer reader; the typed ones below only narrow its result.
+ * Every range used fits a json_int_t (memory tops out at 2^44). */
+static int annot_integer(json_t *obj, const char *key, bool required, json_int_t lo, json_int_t hi,
+			 json_int_t def, json_int_t *out, const char *where, char *why, size_t n)
 {
 	json_t *v = json_object_get(obj, key);
-	json_int_t x;
 
 	if (!v) {
 		if (required)
@@ -103,33 +104,34 @@ int gp__annot_u64(json_t *obj, const char *key, bool required, uint64_t lo, uint
 	}
 	if (!json_is_integer(v))
 		return gp_errf(why, n, -EINVAL, "%s: '%s' must be an integer", where, key);
-	x = json_integer_value(v);
-	if (x < 0 || (uint64_t)x < lo || (uint64_t)x > hi)
-		return gp_errf(why, n, -EINVAL, "%s: '%s' is %lld, not in %llu..%llu", where, key, (long long)x,
-			   (unsigned long long)lo, (unsigned long long)hi);
-	*out = (uint64_t)x;
+	*out = json_integer_value(v);
+	if (*out < lo || *out > hi)
+		return gp_errf(why, n, -EINVAL, "%s: '%s' is %lld, not in %lld..%lld", where, key,
+			       (long long)*out, (long long)lo, (long long)hi);
 	return 0;
+}
+
+int gp__annot_u64(json_t *obj, const char *key, bool required, uint64_t lo, uint64_t hi,
+		  uint64_t def, uint64_t *out, const char *where, char *why, size_t n)
+{
+	json_int_t x;
+	int rc = annot_integer(obj, key, required, (json_int_t)lo, (json_int_t)hi, (json_int_t)def, &x,
+			       where, why, n);
+
+	if (!rc)
+		*out = (uint64_t)x;
+	return rc;
 }
 
 int gp__annot_int(json_t *obj, const char *key, bool required, int lo, int hi, int def, int *out,
 		  const char *where, char *why, size_t n)
 {
-	json_t *v = json_object_get(obj, key);
 	json_int_t x;
+	int rc = annot_integer(obj, key, required, lo, hi, def, &x, where, why, n);
 
-	if (!v) {
-		if (required)
-			return gp_errf(why, n, -EINVAL, "%s: '%s' is missing", where, key);
-		*out = def;
-		return 0;
-	}
-	if (!json_is_integer(v))
-		return gp_errf(why, n, -EINVAL, "%s: '%s' must be an integer", where, key);
-	x = json_integer_value(v);
-	if (x < lo || x > hi)
-		return gp_errf(why, n, -EINVAL, "%s: '%s' is %lld, not in %d..%d", where, key, (long long)x, lo, hi);
-	*out = (int)x;
-	return 0;
+	if (!rc)
+		*out = (int)x;
+	return rc;
 }
 
 int gp__annot_bool(json_t *obj, const char *key, bool required, bool def, bool *out,
