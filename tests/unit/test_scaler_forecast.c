@@ -33,6 +33,18 @@ static struct gp_forecast_obs obs(double t, double publish, double ack, uint64_t
 	};
 }
 
+/* Feed n steady observations from t = 0 (nothing ready); returns n, the
+ * index of the next poll. */
+static int steady(struct gp_forecast *f, int n, double publish, double ack, uint64_t unacked,
+		  uint32_t consumers, struct gp_forecast_out *out)
+{
+	for (int i = 0; i < n; i++) {
+		struct gp_forecast_obs o = obs(i * POLL, publish, ack, 0, unacked, consumers);
+		gp_forecast_update(f, &o, out);
+	}
+	return n;
+}
+
 static struct gp_forecast *make(const struct gp_forecast_config *c)
 {
 	struct gp_forecast *f = NULL;
@@ -228,10 +240,7 @@ static void test_step_up(void **state)
 	(void)state;
 	c.max_replicas = 1000;
 	f = make(&c);
-	for (i = 0; i < 200; i++) {
-		struct gp_forecast_obs o = obs(i * POLL, 10.0, 10.0, 0, 20, 40);
-		gp_forecast_update(f, &o, &out);
-	}
+	i = steady(f, 200, 10.0, 10.0, 20, 40, &out);
 	struct gp_forecast_obs o = obs(i * POLL, 50.0, 10.0, 0, 20, 40);
 	gp_forecast_update(f, &o, &out);
 	assert_true(out.flags & GP_FORECAST_F_JUMP);
@@ -256,10 +265,7 @@ static void test_step_smoothed(void **state)
 	(void)state;
 	c.jump_sigma = 0.0;
 	f = make(&c);
-	for (i = 0; i < 200; i++) {
-		struct gp_forecast_obs o = obs(i * POLL, 10.0, 10.0, 0, 20, 40);
-		gp_forecast_update(f, &o, &out);
-	}
+	i = steady(f, 200, 10.0, 10.0, 20, 40, &out);
 	struct gp_forecast_obs o = obs(i * POLL, 50.0, 10.0, 0, 20, 40);
 	gp_forecast_update(f, &o, &out);
 	assert_false(out.flags & GP_FORECAST_F_JUMP);
@@ -390,10 +396,7 @@ static void test_scale_from_zero(void **state)
 
 	/* Learn 2 s per message at 1 msg/s, then lose every consumer. */
 	gp_forecast_reset(f);
-	for (i = 0; i < 200; i++) {
-		o = obs(i * POLL, 1.0, 1.0, 0, 2, 4);
-		gp_forecast_update(f, &o, &out);
-	}
+	i = steady(f, 200, 1.0, 1.0, 2, 4, &out);
 	for (int k = 0; k < 100; k++, i++) {
 		o = obs(i * POLL, 0.0, 0.0, 0, 0, 0); /* idle: the service time stays */
 		gp_forecast_update(f, &o, &out);
