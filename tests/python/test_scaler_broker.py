@@ -31,21 +31,16 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+from scaler_kit import ScalerProcess, stubs, until  # noqa: F401 (stubs is a fixture)
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.join(ROOT, os.environ.get("GP_BUILD", "build"))
-GPUPOOL = os.path.join(BUILD, "gpupool")
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 START_LIMIT_S = 90  # a cold Erlang VM on a loaded 2-core box
-SETTLE_LIMIT_S = 15  # figures reach the scaler within a few stats intervals
 
 pika = pytest.importorskip("pika")
 grpc = pytest.importorskip("grpc")
@@ -55,21 +50,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def until(what, fn, limit=SETTLE_LIMIT_S, every=0.1):
-    """Poll fn() until it returns a true value; fail naming `what`."""
-    deadline = time.monotonic() + limit
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (OSError, ValueError, urllib.error.URLError) as e:
-            last = e
-        time.sleep(every)
-    pytest.fail("timed out waiting for %s (last: %r)" % (what, last))
 
 
 def descendants(pid):
@@ -200,24 +180,6 @@ def broker():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def stubs():
-    """externalscaler_pb2{,_grpc} generated from proto/ into a temp dir."""
-    out = tempfile.mkdtemp(prefix="stubs-", dir=os.environ.get("TMPDIR"))
-    subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), "--python_out=" + out,
-                    "--grpc_out=" + out,
-                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
-                    os.path.join(ROOT, "proto", "externalscaler.proto")], check=True)
-    sys.path.insert(0, out)
-    try:
-        import externalscaler_pb2 as pb
-        import externalscaler_pb2_grpc as pb_grpc
-        yield pb, pb_grpc
-    finally:
-        sys.path.remove(out)
-        shutil.rmtree(out, ignore_errors=True)
-
-
 # The queues: name -> scaler options after its --queue.
 QUEUES = {
     "jobs-p1": ["--prefetch", "1"],
@@ -228,55 +190,16 @@ QUEUES = {
 }
 
 
-class Scaler:
+class Scaler(ScalerProcess):
     def __init__(self, broker, tmp):
-        self.ready_file = os.path.join(tmp, "scaler.ready")
-        args = [GPUPOOL, "scaler", "--url", broker.url, "--user", "guest",
+        args = ["--url", broker.url, "--user", "guest",
                 "--interval", "100ms", "--timeout", "2s", "--warmup", "60s",
-                "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0",
-                "--ready-file", self.ready_file]
+                "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0"]
         for q, opts in QUEUES.items():
             args += ["--queue", q] + opts
         env = dict(os.environ, GPUPOOL_RABBITMQ_PASSWORD="guest", GPUPOOL_LOG="info")
-        self.log = open(os.path.join(tmp, "scaler.log"), "w+")
-        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        ready = until("the scaler's ready file", lambda: self._ready(), limit=10)
-        self.http = "http://127.0.0.1:%d" % ready["http_port"]
-        self.grpc = "127.0.0.1:%d" % ready["grpc_port"]
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            self.log.seek(0)
-            pytest.fail("gpupool scaler exited with %s:\n%s"
-                        % (self.proc.returncode, self.log.read()))
-        with open(self.ready_file) as f:
-            return json.load(f)
-
-    def get(self, path):
-        """GET path; returns (status, body bytes)."""
-        try:
-            with urllib.request.urlopen(self.http + path, timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def queue(self, name, vhost="%2F"):
-        st, body = self.get("/v1/queues/%s/%s" % (vhost, urllib.parse.quote(name, safe="")))
-        return st, json.loads(body)
-
-    def stop(self):
-        """SIGTERM; returns (exit status, the daemon's log)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.seek(0)
-        text = self.log.read()
-        self.log.close()
-        return self.proc.returncode, text
+        super().__init__(args, env, tmp, "scaler")
+        self.grpc = "127.0.0.1:%d" % self.ports["grpc_port"]
 
 
 @pytest.fixture(scope="module")
@@ -290,8 +213,8 @@ def scaler(broker):
     try:
         yield s
     finally:
-        rc, log = s.stop()
-        assert rc == 0, "the scaler did not stop cleanly on SIGTERM:\n" + log[-6000:]
+        rc = s.stop()
+        assert rc == 0, "the scaler did not stop cleanly on SIGTERM:\n" + s.log_text[-6000:]
         assert not os.path.exists(s.ready_file), "the ready file outlived the scaler"
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -14,22 +14,17 @@ import http.server
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+from scaler_kit import GPUPOOL, ROOT, ScalerProcess, stubs, until  # noqa: F401 (stubs)
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BUILD = os.path.join(ROOT, os.environ.get("GP_BUILD", "build"))
-GPUPOOL = os.path.join(BUILD, "gpupool")
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "scaler")
 USER, PASSWORD = "keda", "pa:ss w0rd"
 
@@ -103,94 +98,30 @@ def standin():
         srv.server_close()
 
 
-@pytest.fixture(scope="module")
-def stubs():
-    out = tempfile.mkdtemp(prefix="stubs-", dir=os.environ.get("TMPDIR"))
-    subprocess.run(["protoc", "-I", os.path.join(ROOT, "proto"), "--python_out=" + out,
-                    "--grpc_out=" + out,
-                    "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",
-                    os.path.join(ROOT, "proto", "externalscaler.proto")], check=True)
-    sys.path.insert(0, out)
-    try:
-        import externalscaler_pb2 as pb
-        import externalscaler_pb2_grpc as pb_grpc
-        yield pb, pb_grpc
-    finally:
-        sys.path.remove(out)
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def until(what, fn, limit=15, every=0.05):
-    deadline = time.monotonic() + limit
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (OSError, ValueError) as e:
-            last = e
-        time.sleep(every)
-    pytest.fail("timed out waiting for %s (last: %r)" % (what, last))
-
-
-class Scaler:
+class Scaler(ScalerProcess):
     """gpupool scaler with HTTP on a free port and gRPC on a unix socket."""
 
     def __init__(self, url, queues, password, tmp, name):
-        self.tmp = tmp
         self.sock = os.path.join(tmp, name + ".sock")
-        self.ready = os.path.join(tmp, name + ".ready")
         pwfile = os.path.join(tmp, name + ".pw")
         with open(pwfile, "w") as f:
             f.write(password + "\n")
-        args = [GPUPOOL, "scaler", "--url", url, "--user", USER, "--password-file", pwfile,
+        args = ["--url", url, "--user", USER, "--password-file", pwfile,
                 "--interval", "100ms", "--timeout", "500ms", "--http", "127.0.0.1:0",
-                "--grpc", "unix:" + self.sock, "--ready-file", self.ready]
+                "--grpc", "unix:" + self.sock]
         for q in queues:
             args += ["--queue", q]
             if q == "busy":
                 args += ["--prefetch", "8"]
-        self.log = open(os.path.join(tmp, name + ".log"), "w+")
         env = dict(os.environ)
         env.pop("GPUPOOL_RABBITMQ_PASSWORD", None)
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-        doc = until("the ready file", self._ready)
-        self.http = "http://127.0.0.1:%d" % doc["http_port"]
-        assert "grpc_port" in doc and os.path.exists(self.sock)
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            self.log.seek(0)
-            pytest.fail("gpupool scaler exited: %s" % self.log.read())
-        with open(self.ready) as f:
-            return json.load(f)
-
-    def get(self, path):
-        try:
-            with urllib.request.urlopen(self.http + path, timeout=5) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def queue(self, name):
-        st, body = self.get("/v1/queues/%2F/" + urllib.parse.quote(name, safe=""))
-        return st, json.loads(body)
+        super().__init__(args, env, tmp, name)
+        assert "grpc_port" in self.ports and os.path.exists(self.sock)
 
     def polled(self, name):
         """The answer once the queue has been polled at least once."""
         st, doc = self.queue(name)
         return (st, doc) if doc.get("error") != "not polled yet" else None
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
 
 
 @pytest.fixture
