@@ -69,6 +69,18 @@ static void report(const char *key, const char *fmt, ...)
 	fflush(stdout);
 }
 
+/* The spin_<us>us kernel of the simulator's module, and a stream for it. */
+static void spin_kernel(const char *us, CUfunction *fn, CUstream *s)
+{
+	CUmodule mod;
+	char name[64];
+
+	snprintf(name, sizeof name, "spin_%sus", us);
+	cuModuleLoadData(&mod, "sim");
+	cuModuleGetFunction(fn, mod, name);
+	cuStreamCreate(s, CU_STREAM_NON_BLOCKING);
+}
+
 static void msleep(long ms)
 {
 	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -137,31 +149,23 @@ int main(int argc, char **argv)
 			report("free", "%zu", f);
 			report("total", "%zu", t);
 		} else if (!strcmp(c, "spin") && i + 2 < argc) {
-			CUmodule mod;
 			CUfunction fn;
 			CUstream s;
-			char name[64];
 			int n;
-			snprintf(name, sizeof name, "spin_%sus", argv[++i]);
-			n = atoi(argv[++i]);
-			cuModuleLoadData(&mod, "sim");
-			cuModuleGetFunction(&fn, mod, name);
-			cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
+			spin_kernel(argv[i + 1], &fn, &s);
+			n = atoi(argv[i + 2]);
+			i += 2;
 			for (int k = 0; k < n; k++)
 				if (cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, s, NULL, NULL))
 					return 3;
 			report("spun", "%d", n);
 		} else if (!strcmp(c, "spin-sync") && i + 2 < argc) {
-			CUmodule mod;
 			CUfunction fn;
 			CUstream s;
-			char name[64];
 			int n;
-			snprintf(name, sizeof name, "spin_%sus", argv[++i]);
-			n = atoi(argv[++i]);
-			cuModuleLoadData(&mod, "sim");
-			cuModuleGetFunction(&fn, mod, name);
-			cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
+			spin_kernel(argv[i + 1], &fn, &s);
+			n = atoi(argv[i + 2]);
+			i += 2;
 			report("spinning", "%d", n);
 			for (int k = 0; k < n; k++)
 				if (cuLaunchKernel(fn, 1, 1, 1, 1, 1, 1, 0, s, NULL, NULL) ||
@@ -169,17 +173,13 @@ int main(int argc, char **argv)
 					return 3;
 			report("spun", "%d", n);
 		} else if (!strcmp(c, "spin-pipe") && i + 2 < argc) {
-			CUmodule mod;
 			CUfunction fn;
 			CUstream s;
 			CUevent ev[2];
-			char name[64];
 			int n;
-			snprintf(name, sizeof name, "spin_%sus", argv[++i]);
-			n = atoi(argv[++i]);
-			cuModuleLoadData(&mod, "sim");
-			cuModuleGetFunction(&fn, mod, name);
-			cuStreamCreate(&s, CU_STREAM_NON_BLOCKING);
+			spin_kernel(argv[i + 1], &fn, &s);
+			n = atoi(argv[i + 2]);
+			i += 2;
 			cuEventCreate(&ev[0], CU_EVENT_DISABLE_TIMING);
 			cuEventCreate(&ev[1], CU_EVENT_DISABLE_TIMING);
 			report("spinning", "%d", n);
