@@ -118,13 +118,12 @@ static CUresult store_new(struct gp_sim_ctx *c, uint64_t bytes, struct gp_sim_me
 	m->dev = c->dev;
 	m->size = bytes;
 	m->span = charge;
-	m->base = gp__sim_va_alloc_locked(c->dev, charge);
-	if (!m->base)
-		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (gp__sim_charge((unsigned)c->dev, charge))
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	rc = gp__sim_backing_map(m);
+	m->base = gp__sim_va_alloc_locked(c->dev, charge);
+	rc = m->base ? gp__sim_backing_map(m) : CUDA_ERROR_OUT_OF_MEMORY;
 	if (rc) {
+		gp__sim_va_free_locked(m->base, m->span);
 		gp__sim_uncharge((unsigned)c->dev, charge);
 		return rc;
 	}
@@ -136,7 +135,9 @@ static void store_free(struct gp_sim_mem *m)
 {
 	gp__sim_backing_unmap(m);
 	gp__sim_uncharge((unsigned)m->dev, m->charge);
+	gp__sim_va_free_locked(m->base, m->span);
 	m->charge = 0;
+	m->base = 0;
 }
 
 static CUresult array_create(CUarray *pHandle, const CUDA_ARRAY3D_DESCRIPTOR *d)

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "sim/state.h"
+#include "sim/vaspace.h"
 #include "sim/vmm.h"
 
 #define DEV_RANGE (1ull << 48)   /* address range (and file size) per device */
@@ -19,8 +20,10 @@
 static struct {
 	struct gp_sim_mem **v;       /* sorted by base */
 	size_t n, cap;
-	uint64_t va_next[GP_SIM_GPUS_MAX]; /* next free offset per device */
-	uint64_t vmm_next;           /* next free offset of the VMM range */
+	/* Address windows: one per device, then the VMM one.  Offset 0 of
+	 * each stays unused, so that no address is NULL-like. */
+	struct gp_sim_vaspace va[GP_SIM_GPUS_MAX + 1];
+	int va_ready;
 	int fd[GP_SIM_GPUS_MAX];     /* backing memfd + 1 (0: none yet) */
 	unsigned long long next_id;
 } map;
@@ -30,30 +33,42 @@ int gp__sim_is_device_addr(uint64_t a)
 	return a >= GP_SIM_VA_DEV(0) && a < GP_SIM_VA_END;
 }
 
+/* The window of device `dev`, or of VMM reservations for GP_SIM_GPUS_MAX. */
+static struct gp_sim_vaspace *window(int dev)
+{
+	if (!map.va_ready) {
+		for (int d = 0; d < GP_SIM_GPUS_MAX; d++)
+			map.va[d] = GP_SIM_VASPACE(GP_SIM_VA_DEV(d) + GP_SIM_GRANULE,
+						   GP_SIM_VA_DEV(d) + DEV_RANGE);
+		map.va[GP_SIM_GPUS_MAX] =
+			GP_SIM_VASPACE(GP_SIM_VA_VMM + GP_SIM_GRANULE, GP_SIM_VA_VMM + DEV_RANGE);
+		map.va_ready = 1;
+	}
+	return &map.va[dev];
+}
+
 uint64_t gp__sim_va_alloc_locked(int dev, uint64_t span)
 {
-	uint64_t *next = &map.va_next[dev], a;
-
-	if (*next == 0)
-		*next = GP_SIM_GRANULE; /* keep offset 0 unused: never a NULL-like value */
-	if (span > DEV_RANGE - *next)
+	if (dev < 0 || dev >= GP_SIM_GPUS_MAX)
 		return 0;
-	a = GP_SIM_VA_DEV(dev) + *next;
-	*next += GP_SIM_ROUND_UP(span, GP_SIM_GRANULE);
-	return a;
+	return gp__sim_vaspace_take(window(dev), GP_SIM_ROUND_UP(span, GP_SIM_GRANULE),
+				    GP_SIM_GRANULE);
 }
 
 uint64_t gp__sim_va_reserve_locked(uint64_t span, uint64_t align)
 {
-	uint64_t start;
+	return gp__sim_vaspace_take(window(GP_SIM_GPUS_MAX), GP_SIM_ROUND_UP(span, GP_SIM_GRANULE),
+				    align);
+}
 
-	if (map.vmm_next == 0)
-		map.vmm_next = GP_SIM_GRANULE;
-	start = GP_SIM_ROUND_UP(map.vmm_next, align);
-	if (start > DEV_RANGE || span > DEV_RANGE - start)
-		return 0;
-	map.vmm_next = start + GP_SIM_ROUND_UP(span, GP_SIM_GRANULE);
-	return GP_SIM_VA_VMM + start;
+void gp__sim_va_free_locked(uint64_t base, uint64_t span)
+{
+	int w;
+
+	if (!gp__sim_is_device_addr(base))
+		return;
+	w = base >= GP_SIM_VA_VMM ? GP_SIM_GPUS_MAX : (int)((base - GP_SIM_VA_DEV(0)) >> 48);
+	gp__sim_vaspace_give(window(w), base, GP_SIM_ROUND_UP(span, GP_SIM_GRANULE));
 }
 
 /* The backing file of device `dev`, created on first use. */
@@ -235,8 +250,11 @@ CUresult gp__sim_mem_new_locked(enum gp_sim_mem_kind kind, int dev, uint64_t siz
 	*out = m;
 	return CUDA_SUCCESS;
 fail:
-	if (m)
+	if (m) {
 		gp__sim_backing_unmap(m);
+		if (m->base)
+			gp__sim_va_free_locked(m->base, m->span);
+	}
 	free(m);
 	if (charge)
 		gp__sim_uncharge((unsigned)dev, charge);
@@ -269,6 +287,10 @@ void gp__sim_mem_release_locked(struct gp_sim_mem *m)
 	}
 	if (m->charge)
 		gp__sim_uncharge((unsigned)m->dev, m->charge);
+	/* Its addresses may be handed out again from now on. */
+	if (m->kind != GP_SIM_MEM_MANAGED && m->kind != GP_SIM_MEM_HOST &&
+	    m->kind != GP_SIM_MEM_REGISTERED)
+		gp__sim_va_free_locked(m->base, m->span);
 	gp__sim_mem_remove_locked(m);
 	free(m);
 }

@@ -38,6 +38,8 @@ CUresult gp__sim_gblock_new_locked(int dev, uint64_t size, struct gp_sim_gblock 
 	*out = b;
 	return CUDA_SUCCESS;
 nomem:
+	if (m && m->base)
+		gp__sim_va_free_locked(m->base, m->span);
 	free(b);
 	free(m);
 	return CUDA_ERROR_OUT_OF_MEMORY;

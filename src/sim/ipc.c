@@ -139,6 +139,7 @@ static CUresult ipc_open(CUdeviceptr *pdptr, CUipcMemHandle handle, unsigned Fla
 	if (m->host == MAP_FAILED || gp__sim_mem_insert_locked(m)) {
 		if (m->host != MAP_FAILED)
 			munmap(m->host, m->maplen);
+		gp__sim_va_free_locked(m->base, m->span);
 		rc = CUDA_ERROR_OUT_OF_MEMORY;
 		goto out;
 	}

@@ -5,7 +5,8 @@
  *
  * Device addresses are opaque: device d's allocations live at
  * GP_SIM_VA_DEV(d) + offset, a non-canonical range no host pointer can
- * take, and VMM reservations at GP_SIM_VA_VMM.  The bytes of device
+ * take, and VMM reservations at GP_SIM_VA_VMM; freed addresses are reused
+ * (vaspace.h).  The bytes of device
  * memory live in one sparse memfd per device per process, at file offset
  * (address - GP_SIM_VA_DEV(d)); each allocation maps just its own range
  * (MAP_NORESERVE), and freeing punches the range out of the file, so an
@@ -62,13 +63,19 @@ struct gp_sim_mem {
 /* Is `a` in the device address ranges (device memory or VMM)? */
 int gp__sim_is_device_addr(uint64_t a);
 
-/* Take `span` bytes (a multiple of GP_SIM_GRANULE) of device `dev`'s
- * address range.  Returns the address, or 0 when the range is exhausted. */
+/* Take `span` bytes (rounded up to GP_SIM_GRANULE) of device `dev`'s
+ * address range, the lowest that is free (vaspace.h).  Returns the
+ * address, or 0 when the range is exhausted. */
 uint64_t gp__sim_va_alloc_locked(int dev, uint64_t span);
 
 /* Take `span` bytes of VMM address range aligned to `align` (a power of
  * two >= GP_SIM_GRANULE).  0 when exhausted. */
 uint64_t gp__sim_va_reserve_locked(uint64_t span, uint64_t align);
+
+/* Give back addresses taken with either of the above (any base outside
+ * the device ranges is ignored).  gp__sim_mem_release_locked does this
+ * for every entry with a device address. */
+void gp__sim_va_free_locked(uint64_t base, uint64_t span);
 
 /* Map the backing store of device `dev` for [base, base+span): sets
  * m->host, m->fd, m->off.  CUDA_ERROR_OUT_OF_MEMORY if the host refuses. */

@@ -1,4 +1,5 @@
-/* procaddr.c - cuGetProcAddress and cuGetProcAddress_v2.
+/* procaddr.c - how programs find the driver's functions: cuGetProcAddress,
+ * cuGetProcAddress_v2 and cuGetExportTable.
  *
  * The table below lists every exported entry point under its base name
  * with the CUDA version that introduced it and whether it is a per-thread
@@ -86,4 +87,18 @@ CUresult cuGetProcAddress_v2(const char *symbol, void **pfn, int cudaVersion, cu
 			     CUdriverProcAddressQueryResult *symbolStatus)
 {
 	return get_proc_address(symbol, pfn, cudaVersion, flags, symbolStatus);
+}
+
+/* The export tables are the driver's private interfaces to the CUDA
+ * runtime and tools, named by UUID and undocumented; the simulator has
+ * none.  For an id it does not know, the real driver leaves no table and
+ * fails; CUDA_ERROR_INVALID_VALUE is what ZLUDA, a reimplementation that
+ * tracks the real driver, answers (docs/sim.md).  Like cuGetProcAddress it
+ * needs no cuInit: the runtime asks for tables while it sets itself up. */
+CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)
+{
+	if (!ppExportTable || !pExportTableId)
+		return CUDA_ERROR_INVALID_VALUE;
+	*ppExportTable = NULL;
+	return CUDA_ERROR_INVALID_VALUE;
 }

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -12,6 +13,7 @@
 #include "common/log.h"
 #include "common/rmutex.h"
 #include "common/shm.h"
+#include "sim/share.h"
 #include "sim/timeline.h"
 
 /* This process's view of the machine. */
@@ -50,6 +52,16 @@ static void read_boot_id(char out[40])
 		out[n - 1] = '\0';
 }
 
+/* A random identity for a new machine (shareable handles name it). */
+static uint64_t random_id(void)
+{
+	uint64_t id = 0;
+
+	if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id)
+		id = gp_now_ns() ^ ((uint64_t)getpid() << 40);
+	return id ? id : 1;
+}
+
 static int state_init(void *base, size_t size, void *arg)
 {
 	struct gp_sim_hdr *h = base;
@@ -60,6 +72,7 @@ static int state_init(void *base, size_t size, void *arg)
 	h->size = size;
 	read_boot_id(h->boot_id);
 	h->cfg = *a->cfg;
+	h->machine_id = random_id();
 	rc = gp_rmutex_init(&h->lock.m);
 	if (rc)
 		return rc;
@@ -96,16 +109,11 @@ static int state_check(const void *base, size_t size, void *arg)
 	return 0;
 }
 
-/* Rebuild the figures a dead lock holder may have left half-updated.  The
- * per-process figures are written first, so they are the truth. */
+/* What a lock holder that died may have left half-updated: the busy ring
+ * of a timeline.  (Memory figures are never written under the lock.) */
 static void repair(struct gp_sim_hdr *h)
 {
 	for (unsigned d = 0; d < GP_SIM_GPUS_MAX; d++) {
-		uint64_t sum = 0;
-		for (unsigned p = 0; p < GP_SIM_STATE_PROCS; p++)
-			if (h->proc[p].state == GP_SIM_PROC_ACTIVE)
-				sum += h->proc[p].used[d];
-		h->dev[d].used = sum;
 		if (h->dev[d].head >= GP_SIM_RING || h->dev[d].count > GP_SIM_RING) {
 			h->dev[d].head = 0;
 			h->dev[d].count = 0;
@@ -128,6 +136,20 @@ int gp__sim_state_lock(void)
 		rc = 0;
 	}
 	return rc;
+}
+
+/* Take the lock only if it is free now: 0, or -EBUSY. */
+static int state_trylock(void)
+{
+	struct gp_sim_hdr *h = st.hdr;
+	int rc = pthread_mutex_trylock(&h->lock.m);
+
+	if (rc == EOWNERDEAD) {
+		repair(h);
+		gp_rmutex_repaired(&h->lock.m);
+		rc = 0;
+	}
+	return rc ? -EBUSY : 0;
 }
 
 void gp__sim_state_unlock(void)
@@ -236,24 +258,83 @@ struct gp_sim_hdr *gp__sim_machine(void)
 	return st.hdr;
 }
 
-/* Give back everything slot i holds and free it.  Machine lock held. */
-static void reclaim_locked(struct gp_sim_hdr *h, unsigned i, uint64_t now)
-{
-	struct gp_sim_proc *p = &h->proc[i];
+/* --- lock-free arithmetic on shared figures ------------------------------ */
 
-	for (unsigned d = 0; d < GP_SIM_GPUS_MAX; d++) {
-		uint64_t u = p->used[d];
-		h->dev[d].used = h->dev[d].used >= u ? h->dev[d].used - u : 0;
-		p->used[d] = 0;
-		p->contexts[d] = 0;
-		if (d < h->cfg.n)
-			gp__sim_timeline_forget_locked(h, d, p->pid, now);
-	}
-	p->state = GP_SIM_PROC_FREE;
-	p->pid = 0;
+/* Subtract up to `bytes` from *v, never below zero; returns what it took. */
+static uint64_t take(uint64_t *v, uint64_t bytes)
+{
+	uint64_t cur = __atomic_load_n(v, __ATOMIC_RELAXED), t;
+
+	do {
+		t = cur < bytes ? cur : bytes;
+	} while (t && !__atomic_compare_exchange_n(v, &cur, cur - t, 1, __ATOMIC_SEQ_CST,
+						   __ATOMIC_RELAXED));
+	return t;
 }
 
-int gp__sim_sweep(uint64_t min_interval_ns)
+/* Raise the admission counter *used by `bytes` if it stays at or under
+ * `limit`.  0 or -ENOMEM. */
+static int admit(uint64_t *used, uint64_t limit, uint64_t bytes)
+{
+	uint64_t cur = __atomic_load_n(used, __ATOMIC_RELAXED);
+
+	do {
+		if (cur > limit || bytes > limit - cur)
+			return -ENOMEM;
+	} while (!__atomic_compare_exchange_n(used, &cur, cur + bytes, 1, __ATOMIC_SEQ_CST,
+					      __ATOMIC_RELAXED));
+	return 0;
+}
+
+/* A process's figure changed (see `changes` in state.h). */
+static void changed(struct gp_sim_hdr *h)
+{
+	__atomic_add_fetch(&h->changes, 1, __ATOMIC_SEQ_CST);
+}
+
+/* --- slots ---------------------------------------------------------------- */
+
+/* Give back what slot i holds and free it.  The caller holds the slot's
+ * lease (its owner is dead) and st.sweep_mu, so nobody else reclaims or
+ * attaches it meanwhile.  The memory part takes no lock; forgetting the
+ * dead process's kernels does, and when `may_wait` is 0 (a memory path)
+ * and the lock is busy, that part is left for the next sweep (the slot
+ * stays GP_SIM_PROC_DEAD, listed nowhere).  Returns 1 if memory came back. */
+static int reclaim(struct gp_sim_hdr *h, unsigned i, int may_wait)
+{
+	struct gp_sim_proc *p = &h->proc[i];
+	uint64_t now = gp_now_ns();
+	int32_t pid = __atomic_load_n(&p->pid, __ATOMIC_RELAXED);
+	int freed = 0;
+
+	if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == GP_SIM_PROC_ACTIVE) {
+		/* Dead first: the last holder of one of its shared allocations
+		 * leaves the slot's figures alone from now on. */
+		__atomic_store_n(&p->state, GP_SIM_PROC_DEAD, __ATOMIC_SEQ_CST);
+		gp__sim_share_reclaim(h, i, __atomic_load_n(&p->gen, __ATOMIC_ACQUIRE));
+		for (unsigned d = 0; d < GP_SIM_GPUS_MAX; d++) {
+			uint64_t u = __atomic_exchange_n(&p->used[d], 0, __ATOMIC_SEQ_CST);
+			if (u) {
+				changed(h);
+				take(&h->dev[d].used, u);
+			}
+			__atomic_store_n(&p->contexts[d], 0, __ATOMIC_RELAXED);
+		}
+		gp_info("sim: process %d is gone; its device memory is released", (int)pid);
+		freed = 1;
+	}
+	if ((may_wait ? gp__sim_state_lock() : state_trylock()) != 0)
+		return freed;
+	for (unsigned d = 0; d < h->cfg.n && d < GP_SIM_GPUS_MAX; d++)
+		gp__sim_timeline_forget_locked(h, d, pid, now);
+	gp__sim_state_unlock();
+	__atomic_store_n(&p->pid, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->state, GP_SIM_PROC_FREE, __ATOMIC_RELEASE);
+	return freed;
+}
+
+/* Sweep; `may_wait` as for reclaim(). */
+static int sweep(uint64_t min_interval_ns, int may_wait)
 {
 	struct gp_sim_hdr *h = st.hdr;
 	uint64_t now = gp_now_ns();
@@ -269,75 +350,87 @@ int gp__sim_sweep(uint64_t min_interval_ns)
 	__atomic_store_n(&h->last_sweep_ns, now, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < GP_SIM_STATE_PROCS; i++) {
 		if ((int)i == st.slot ||
-		    __atomic_load_n(&h->proc[i].state, __ATOMIC_RELAXED) != GP_SIM_PROC_ACTIVE)
+		    __atomic_load_n(&h->proc[i].state, __ATOMIC_ACQUIRE) == GP_SIM_PROC_FREE)
 			continue;
 		/* Taking the lease succeeds only if its holder is gone. */
 		if (gp_lease_take(st.shm.fd, i) != 0)
 			continue;
-		if (gp__sim_state_lock() == 0) {
-			if (h->proc[i].state == GP_SIM_PROC_ACTIVE) {
-				gp_info("sim: process %d is gone; its device memory is released",
-					(int)h->proc[i].pid);
-				reclaim_locked(h, i, now);
-				reclaimed++;
-			}
-			gp__sim_state_unlock();
-		}
+		reclaimed += reclaim(h, i, may_wait);
 		gp_lease_drop(st.shm.fd, i);
 	}
 	pthread_mutex_unlock(&st.sweep_mu);
 	return reclaimed;
 }
 
+int gp__sim_sweep(uint64_t min_interval_ns)
+{
+	return sweep(min_interval_ns, 1);
+}
+
 int gp__sim_proc_attach(void)
 {
 	struct gp_sim_hdr *h = st.hdr;
-	int rc;
+	int rc = -ENOSPC;
 
 	if (!h)
 		return -ENODEV;
 	if (st.slot >= 0)
 		return 0;
+	/* No sweep of ours may take the lease of the slot we are taking:
+	 * leases of one open file description do not exclude each other. */
+	pthread_mutex_lock(&st.sweep_mu);
 	for (unsigned i = 0; i < GP_SIM_STATE_PROCS; i++) {
+		struct gp_sim_proc *p = &h->proc[i];
+
 		if (gp_lease_take(st.shm.fd, i) != 0)
 			continue;
-		rc = gp__sim_state_lock();
-		if (rc) {
-			gp_lease_drop(st.shm.fd, i);
-			return rc;
-		}
-		if (h->proc[i].state == GP_SIM_PROC_ACTIVE) /* its owner died */
-			reclaim_locked(h, i, gp_now_ns());
-		memset(&h->proc[i], 0, sizeof h->proc[i]);
-		h->proc[i].state = GP_SIM_PROC_ACTIVE;
-		h->proc[i].pid = (int32_t)getpid();
-		h->proc[i].attached_ns = gp_now_ns();
-		gp__sim_state_unlock();
+		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != GP_SIM_PROC_FREE)
+			reclaim(h, i, 1); /* its owner died */
+		/* A new incarnation, before anything is charged to it: the
+		 * last holder of a shared allocation of the previous owner
+		 * then leaves this one's figures alone.  `used` is not
+		 * cleared: the reclaim emptied it, and what such a holder may
+		 * have put back since is counted on the device too. */
+		__atomic_store_n(&p->gen, __atomic_add_fetch(&h->next_gen, 1, __ATOMIC_SEQ_CST),
+				 __ATOMIC_SEQ_CST);
+		for (unsigned d = 0; d < GP_SIM_GPUS_MAX; d++)
+			__atomic_store_n(&p->contexts[d], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
+		__atomic_store_n(&p->attached_ns, gp_now_ns(), __ATOMIC_RELAXED);
+		__atomic_store_n(&p->state, GP_SIM_PROC_ACTIVE, __ATOMIC_RELEASE);
 		st.slot = (int)i;
-		return 0;
+		rc = 0;
+		break;
 	}
-	gp_error("sim: all %d process slots of the machine are taken", GP_SIM_STATE_PROCS);
-	return -ENOSPC;
+	pthread_mutex_unlock(&st.sweep_mu);
+	if (rc)
+		gp_error("sim: all %d process slots of the machine are taken", GP_SIM_STATE_PROCS);
+	return rc;
 }
+
+int gp__sim_slot(uint64_t *gen)
+{
+	if (!st.hdr || st.slot < 0) {
+		*gen = 0;
+		return -1;
+	}
+	*gen = __atomic_load_n(&st.hdr->proc[st.slot].gen, __ATOMIC_RELAXED);
+	return st.slot;
+}
+
+/* --- charging (lock-free; the order of the steps is the rule of state.h) -- */
 
 /* One attempt; -ENOMEM if the device is full. */
 static int charge_once(unsigned dev, uint64_t bytes)
 {
 	struct gp_sim_hdr *h = st.hdr;
-	struct gp_sim_devstate *d = &h->dev[dev];
 	uint64_t total = h->cfg.gpu[dev].memory;
-	int rc = gp__sim_state_lock();
+	uint64_t limit = total > GP_SIM_DRIVER_RESERVED ? total - GP_SIM_DRIVER_RESERVED : 0;
 
-	if (rc)
-		return rc;
-	if (bytes > total || GP_SIM_DRIVER_RESERVED + d->used > total - bytes) {
-		gp__sim_state_unlock();
+	if (admit(&h->dev[dev].used, limit, bytes))
 		return -ENOMEM;
-	}
-	/* Per-process figure first: repair() trusts it. */
-	h->proc[st.slot].used[dev] += bytes;
-	d->used += bytes;
-	gp__sim_state_unlock();
+	__atomic_add_fetch(&h->proc[st.slot].used[dev], bytes, __ATOMIC_SEQ_CST);
+	changed(h);
 	return 0;
 }
 
@@ -351,8 +444,9 @@ int gp__sim_charge(unsigned dev, uint64_t bytes)
 		return 0;
 	rc = charge_once(dev, bytes);
 	/* Before saying "full", give back what dead processes held (no rate
-	 * limit: this is the allocation that would fail). */
-	if (rc == -ENOMEM && gp__sim_sweep(0) > 0)
+	 * limit: this is the allocation that would fail; no waiting for the
+	 * lock either). */
+	if (rc == -ENOMEM && sweep(0, 0) > 0)
 		rc = charge_once(dev, bytes);
 	return rc;
 }
@@ -360,75 +454,119 @@ int gp__sim_charge(unsigned dev, uint64_t bytes)
 void gp__sim_uncharge(unsigned dev, uint64_t bytes)
 {
 	struct gp_sim_hdr *h = st.hdr;
-	uint64_t *mine;
 
 	if (!h || st.slot < 0 || dev >= h->cfg.n || bytes == 0)
 		return;
-	if (gp__sim_state_lock())
+	/* Never more than we hold: no underflow, whatever the caller says. */
+	bytes = take(&h->proc[st.slot].used[dev], bytes);
+	if (bytes) {
+		changed(h);
+		take(&h->dev[dev].used, bytes);
+	}
+}
+
+void gp__sim_uncharge_slot(unsigned slot, uint64_t gen, unsigned dev, uint64_t bytes)
+{
+	struct gp_sim_hdr *h = st.hdr;
+	struct gp_sim_proc *p;
+	uint64_t t;
+
+	if (!h || slot >= GP_SIM_STATE_PROCS || dev >= GP_SIM_GPUS_MAX || !bytes || !gen)
 		return;
-	mine = &h->proc[st.slot].used[dev];
-	if (bytes > *mine) /* never more than we hold: no underflow */
-		bytes = *mine;
-	*mine -= bytes;
-	h->dev[dev].used = h->dev[dev].used >= bytes ? h->dev[dev].used - bytes : 0;
-	gp__sim_state_unlock();
+	p = &h->proc[slot];
+	if (__atomic_load_n(&p->gen, __ATOMIC_SEQ_CST) != gen ||
+	    __atomic_load_n(&p->state, __ATOMIC_SEQ_CST) != GP_SIM_PROC_ACTIVE)
+		return; /* gone: its memory came back with its slot */
+	t = take(&p->used[dev], bytes);
+	if (!t)
+		return;
+	changed(h);
+	if (__atomic_load_n(&p->gen, __ATOMIC_SEQ_CST) != gen) {
+		/* The slot changed hands while we took: the bytes may be the
+		 * new owner's.  Put them back, an over-count at worst. */
+		__atomic_add_fetch(&p->used[dev], t, __ATOMIC_SEQ_CST);
+		changed(h);
+		return;
+	}
+	take(&h->dev[dev].used, t);
 }
 
 void gp__sim_count_context(unsigned dev, int delta)
 {
 	struct gp_sim_hdr *h = st.hdr;
-	uint32_t *n;
+	uint32_t *n, cur;
 
 	if (!h || st.slot < 0 || dev >= h->cfg.n)
 		return;
-	if (gp__sim_state_lock())
-		return;
 	n = &h->proc[st.slot].contexts[dev];
-	if (delta > 0)
-		*n += (uint32_t)delta;
-	else
-		*n = *n >= (uint32_t)-delta ? *n - (uint32_t)-delta : 0;
-	gp__sim_state_unlock();
+	if (delta > 0) {
+		__atomic_add_fetch(n, (uint32_t)delta, __ATOMIC_RELAXED);
+		return;
+	}
+	cur = __atomic_load_n(n, __ATOMIC_RELAXED);
+	while (!__atomic_compare_exchange_n(n, &cur,
+					    cur >= (uint32_t)-delta ? cur - (uint32_t)-delta : 0, 1,
+					    __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }
+
+/* --- queries (lock-free) -------------------------------------------------- */
 
 uint64_t gp__sim_dev_used(unsigned dev)
 {
 	struct gp_sim_hdr *h = st.hdr;
-	uint64_t used;
 
 	if (!h || dev >= h->cfg.n)
 		return 0;
-	gp__sim_sweep(GP_SIM_SWEEP_INTERVAL_NS);
-	if (gp__sim_state_lock())
-		return __atomic_load_n(&h->dev[dev].used, __ATOMIC_RELAXED);
-	used = h->dev[dev].used;
-	gp__sim_state_unlock();
-	return used;
+	sweep(GP_SIM_SWEEP_INTERVAL_NS, 0);
+	return __atomic_load_n(&h->dev[dev].used, __ATOMIC_RELAXED);
+}
+
+/* One read of the processes on `dev` (see gp__sim_dev_procs). */
+static unsigned read_procs(struct gp_sim_hdr *h, unsigned dev, struct gp_sim_procinfo *out,
+			   unsigned cap)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < GP_SIM_STATE_PROCS; i++) {
+		const struct gp_sim_proc *p = &h->proc[i];
+		uint64_t used;
+		uint32_t contexts;
+
+		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != GP_SIM_PROC_ACTIVE)
+			continue;
+		used = __atomic_load_n(&p->used[dev], __ATOMIC_SEQ_CST);
+		contexts = __atomic_load_n(&p->contexts[dev], __ATOMIC_RELAXED);
+		if (!used && !contexts)
+			continue;
+		if (n < cap) {
+			out[n].pid = __atomic_load_n(&p->pid, __ATOMIC_RELAXED);
+			out[n].used = used;
+			out[n].contexts = contexts;
+		}
+		n++;
+	}
+	return n;
 }
 
 unsigned gp__sim_dev_procs(unsigned dev, struct gp_sim_procinfo *out, unsigned cap)
 {
 	struct gp_sim_hdr *h = st.hdr;
-	unsigned n = 0;
+	uint64_t before;
+	unsigned n;
 
 	if (!h || dev >= h->cfg.n)
 		return 0;
-	gp__sim_sweep(GP_SIM_SWEEP_INTERVAL_NS);
-	if (gp__sim_state_lock())
-		return 0;
-	for (unsigned i = 0; i < GP_SIM_STATE_PROCS; i++) {
-		const struct gp_sim_proc *p = &h->proc[i];
-		if (p->state != GP_SIM_PROC_ACTIVE || (!p->contexts[dev] && !p->used[dev]))
-			continue;
-		if (n < cap) {
-			out[n].pid = p->pid;
-			out[n].used = p->used[dev];
-			out[n].contexts = p->contexts[dev];
-		}
-		n++;
+	sweep(GP_SIM_SWEEP_INTERVAL_NS, 0);
+	/* Read again while some process's figure changed meanwhile: one
+	 * process freeing and another then taking the same bytes must not
+	 * both be counted.  Bounded: under a storm the last read stands. */
+	for (int tries = 0;; tries++) {
+		before = __atomic_load_n(&h->changes, __ATOMIC_SEQ_CST);
+		n = read_procs(h, dev, out, cap);
+		if (__atomic_load_n(&h->changes, __ATOMIC_SEQ_CST) == before || tries == 64)
+			return n;
 	}
-	gp__sim_state_unlock();
-	return n;
 }
 
 void gp__sim_state_forked(void)

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sim/share.h"
 #include "sim/state.h"
 
 #define TRAILER 4096u
@@ -26,6 +27,9 @@ struct trailer {
 	uint64_t size;
 	int32_t pid;               /* exporter */
 	uint32_t handle_types;
+	uint64_t machine;          /* the machine's id (state.h) */
+	uint32_t share;            /* its entry in the machine (share.h) */
+	uint32_t tag;              /* and that entry's tag; 0: not exported */
 };
 
 /* A CUmemGenericAllocationHandle. */
@@ -34,7 +38,12 @@ struct gp_sim_phys {
 	int dev;
 	uint64_t size;
 	int fd;
-	uint64_t charge;           /* 0 when imported */
+	uint64_t charge;           /* charged to this process and given back
+	                              when freed; 0 once shared (the share
+	                              entry gives it back) or when imported */
+	int shared;                /* exported or imported: share/tag name
+	                              this process's hold of it */
+	uint32_t share, tag;
 	unsigned handles;          /* create / retain / import references */
 	unsigned maps;             /* mappings of it */
 	CUmemAllocationProp prop;
@@ -58,6 +67,8 @@ static void phys_maybe_free(struct gp_sim_phys *p)
 {
 	if (p->handles || p->maps)
 		return;
+	if (p->shared)
+		gp__sim_share_drop_locked(p->share, p->tag); /* other holders keep it */
 	if (p->charge)
 		gp__sim_uncharge((unsigned)p->dev, p->charge);
 	close(p->fd);
@@ -285,6 +296,29 @@ CUresult cuMemGetAllocationPropertiesFromHandle(CUmemAllocationProp *prop,
 	return rc;
 }
 
+/* The first export of p: from now on the machine counts who holds it
+ * (share.h), and its charge stays with this process until the last holder
+ * lets go.  The trailer tells importers which entry that is. */
+static CUresult share_locked(struct gp_sim_phys *p)
+{
+	struct trailer t;
+
+	if (p->shared)
+		return CUDA_SUCCESS;
+	if (pread(p->fd, &t, sizeof t, (off_t)p->size) != (ssize_t)sizeof t)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (gp__sim_share_export_locked((unsigned)p->dev, p->charge, &t.share, &t.tag))
+		return CUDA_ERROR_OUT_OF_MEMORY; /* GP_SIM_SHARES shared already */
+	p->shared = 1;
+	p->share = t.share;
+	p->tag = t.tag;
+	p->charge = 0;
+	t.machine = gp__sim_machine()->machine_id;
+	if (pwrite(p->fd, &t, sizeof t, (off_t)p->size) != (ssize_t)sizeof t)
+		return CUDA_ERROR_OUT_OF_MEMORY; /* still shared: released as such */
+	return CUDA_SUCCESS;
+}
+
 CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocationHandle handle,
 				      CUmemAllocationHandleType handleType,
 				      unsigned long long flags)
@@ -302,7 +336,8 @@ CUresult cuMemExportToShareableHandle(void *shareableHandle, CUmemGenericAllocat
 	gp__sim_lock();
 	p = phys_get_locked(handle);
 	if (p && (p->prop.requestedHandleTypes & CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)) {
-		fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
+		rc = share_locked(p);
+		fd = rc ? -1 : fcntl(p->fd, F_DUPFD_CLOEXEC, 0);
 		if (fd < 0) {
 			rc = CUDA_ERROR_OUT_OF_MEMORY;
 		} else {
@@ -329,10 +364,13 @@ CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, vo
 		return CUDA_ERROR_INVALID_VALUE;
 	if (shHandleType != CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
 		return CUDA_ERROR_NOT_SUPPORTED;
+	/* Only an exported allocation of this machine (an exporter that let
+	 * go of it entirely has freed it). */
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_size < (off_t)TRAILER ||
 	    pread(fd, &t, sizeof t, st.st_size - (off_t)TRAILER) != (ssize_t)sizeof t ||
 	    t.magic != TRAILER_MAGIC || t.size + TRAILER != (uint64_t)st.st_size ||
-	    t.dev < 0 || t.dev >= GP_SIM_GPUS_MAX)
+	    t.dev < 0 || t.dev >= GP_SIM_GPUS_MAX || t.tag == 0 ||
+	    t.machine != gp__sim_machine()->machine_id)
 		return CUDA_ERROR_INVALID_VALUE;
 	mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (mine < 0)
@@ -343,9 +381,19 @@ CUresult cuMemImportFromShareableHandle(CUmemGenericAllocationHandle *handle, vo
 	prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
 	prop.location.id = gp__sim_visible_ordinal(t.dev);
 	gp__sim_lock();
-	rc = phys_new_locked(t.dev, t.size, mine, 0, &prop, &p);
-	if (!rc)
-		*handle = (CUmemGenericAllocationHandle)(uintptr_t)p;
+	if (gp__sim_share_hold_locked(t.share, t.tag)) {
+		rc = CUDA_ERROR_INVALID_VALUE; /* every holder let go: freed */
+	} else {
+		rc = phys_new_locked(t.dev, t.size, mine, 0, &prop, &p);
+		if (rc) {
+			gp__sim_share_drop_locked(t.share, t.tag);
+		} else {
+			p->shared = 1;
+			p->share = t.share;
+			p->tag = t.tag;
+			*handle = (CUmemGenericAllocationHandle)(uintptr_t)p;
+		}
+	}
 	gp__sim_unlock();
 	if (rc)
 		close(mine);
@@ -386,6 +434,8 @@ CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CU
 	m = NULL;
 	r = NULL;
 out:
+	if (m && m->base)
+		gp__sim_va_free_locked(m->base, m->span);
 	gp__sim_unlock();
 	free(m);
 	free(r);

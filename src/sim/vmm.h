@@ -6,8 +6,9 @@
  * its memory is freed when its handle has been released AND it is mapped
  * nowhere, like the real driver's reference count.  Its bytes live in a
  * memfd of its own (plus a trailer page describing it), which is also what
- * cuMemExportToShareableHandle hands out; an imported handle is not
- * charged to the importer (the memory is the exporter's).
+ * cuMemExportToShareableHandle hands out.  Once exported, the machine
+ * counts which processes hold it (share.h): it stays charged to the
+ * exporter, never to an importer, until the last holder lets go.
  */
 #ifndef GP_SIM_VMM_H
 #define GP_SIM_VMM_H

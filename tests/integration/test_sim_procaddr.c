@@ -106,6 +106,43 @@ static void test_failures(void **st)
 	}
 }
 
+/* cuGetExportTable: found through cuGetProcAddress; the simulator has no
+ * table, so every id, the CUDA runtime's own among them, gets none and
+ * CUDA_ERROR_INVALID_VALUE; NULL arguments too. */
+static void check_export_table(void)
+{
+	/* The id the CUDA runtime asks for first (its "CudartInterface"). */
+	static const CUuuid cudart = {{(char)0x6b, (char)0xd5, (char)0xfb, (char)0x6c,
+				       (char)0x5b, (char)0xf4, (char)0xe7, (char)0x4a,
+				       (char)0x89, (char)0x87, (char)0xd9, (char)0x39,
+				       (char)0x12, (char)0xfd, (char)0x9d, (char)0xf9}};
+	CUresult (*fn)(const void **, const CUuuid *);
+	const void *table;
+	CUuuid zero;
+
+	memset(&zero, 0, sizeof zero);
+	fn = (CUresult(*)(const void **, const CUuuid *))get("cuGetExportTable", 3000, 0);
+	assert_ptr_equal((void *)fn, dlsym(lib, "cuGetExportTable"));
+	table = (const void *)0x1;
+	assert_int_equal(fn(&table, &cudart), CUDA_ERROR_INVALID_VALUE);
+	assert_null(table);
+	table = (const void *)0x1;
+	assert_int_equal(fn(&table, &zero), CUDA_ERROR_INVALID_VALUE);
+	assert_null(table);
+	assert_int_equal(fn(NULL, &zero), CUDA_ERROR_INVALID_VALUE);
+	assert_int_equal(fn(&table, NULL), CUDA_ERROR_INVALID_VALUE);
+}
+
+/* Before cuInit (test_callable initialises) the answers are the same. */
+static void test_export_table(void **st)
+{
+	int n;
+
+	(void)st;
+	assert_int_equal(cuDeviceGetCount(&n), CUDA_ERROR_NOT_INITIALIZED);
+	check_export_table();
+}
+
 /* The pointer is the driver function itself: calling it works, before and
  * after cuInit. */
 static void test_callable(void **st)
@@ -120,6 +157,7 @@ static void test_callable(void **st)
 	assert_int_equal(v, CUDA_VERSION);
 	init = (CUresult(*)(unsigned))get("cuInit", 12000, 0);
 	CU(init(0));
+	check_export_table();
 }
 
 /* Every cu* symbol the library exports can be obtained: some (base name,
@@ -180,6 +218,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_variants),
 		cmocka_unit_test(test_failures),
+		cmocka_unit_test(test_export_table),
 		cmocka_unit_test(test_callable),
 		cmocka_unit_test(test_every_export),
 	};
