@@ -6,10 +6,14 @@
  * `gpupool top` read it.  This layout is an ABI between those programs:
  * change it only together with GP_REGION_VERSION.
  *
- * Concurrency: `lock` (src/common/llock.h: a futex word naming its holder
- * by lease slot and generation) guards every field below it that is
- * written after creation; critical sections are a few dozen instructions
- * and never call out.  A process holds the lease (an OFD lock, see
+ * Concurrency: `used` figures (a device's, and each process's share of it)
+ * change by atomic operations only: a charge raises the device's figure by a
+ * compare-and-swap against `limit`, then its process's; an uncharge lowers
+ * the process's, then the device's.  So a device's `used` is always at least
+ * the sum of its processes' (more only by charges in flight, or left by a
+ * process that died between the two steps).  `lock` (src/common/llock.h: a
+ * futex word naming its holder by lease slot and generation) guards the
+ * registration of devices only.  A process holds the lease (an OFD lock, see
  * src/common/lease.h) on byte GP_LEASE_BASE + i of the file while it owns
  * proc[i]; a proc slot marked active whose lease nobody holds belongs to a
  * dead process and is reclaimed by whoever notices first.

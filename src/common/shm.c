@@ -97,6 +97,16 @@ int gp_shm_reopen(struct gp_shm *shm)
 	fd = open(proc, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	/* The inherited mapping holds a reference to the parent's open file
+	 * description too, and with it the parent's leases: after the parent
+	 * died they would live on in us.  Map the same file again, in place,
+	 * through our own description. */
+	if (shm->base && mmap(shm->base, shm->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			      fd, 0) == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
 	close(shm->fd);
 	shm->fd = fd;
 	return 0;

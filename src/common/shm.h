@@ -35,8 +35,11 @@ int gp_shm_open(struct gp_shm *shm, const char *path, size_t size,
 	__attribute__((warn_unused_result));
 
 /* Give this process a new open file description of the same file (through
- * /proc/self/fd), closing the old descriptor.  A forked child calls this so
- * that its leases are its own and not shared with its parent.  Only
+ * /proc/self/fd), closing the old descriptor and mapping the file again at
+ * the same address through the new one.  A forked child calls this so that
+ * its leases are its own and it holds no reference to its parent's (an
+ * inherited descriptor or mapping would keep the parent's leases alive
+ * after the parent died).  Only
  * async-signal-safe calls are made, so it may run in an atfork handler.
  * Returns 0 or a negative errno. */
 int gp_shm_reopen(struct gp_shm *shm) __attribute__((warn_unused_result));

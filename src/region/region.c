@@ -26,14 +26,50 @@ static int region_init(void *base, size_t size, void *arg)
 	return 0;
 }
 
+/* Verify an existing file before anyone uses it.  Whoever can write the
+ * tenant's directory wrote it, so refuse (-EPROTO) what would be unsafe to
+ * use.  Live processes may be writing it right now, so only what holds at
+ * every instant of a well-behaved file's life is checked: never a relation
+ * between figures that change separately (a device's `used` against its
+ * processes', `peak` against `used`), never entries past `ndevs` (one may
+ * be in the middle of its registration).  tests/fuzz/fuzz_region.c holds
+ * an oracle written from the same rules. */
 static int region_check(const void *base, size_t size, void *arg)
 {
 	const struct gp_region_hdr *h = base;
+	uint32_t w;
 
 	(void)arg;
 	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != GP_REGION_MAGIC ||
 	    h->version != GP_REGION_VERSION || h->size != size ||
 	    h->max_devs != GP_REGION_MAX_DEVS || h->max_procs != GP_REGION_MAX_PROCS)
+		return -EPROTO;
+	/* ndevs only grows, by one registration at a time, up to the table. */
+	if (__atomic_load_n(&h->ndevs, __ATOMIC_ACQUIRE) > GP_REGION_MAX_DEVS)
+		return -EPROTO;
+	/* Names are written once, with at most GP_REGION_UUID_LEN - 1 bytes,
+	 * into a zero-filled entry: the last byte of every entry is NUL, so a
+	 * name is always a terminated string. */
+	for (unsigned d = 0; d < GP_REGION_MAX_DEVS; d++)
+		if (__atomic_load_n(&h->dev[d].uuid[GP_REGION_UUID_LEN - 1], __ATOMIC_RELAXED))
+			return -EPROTO;
+	/* A slot is free or active, nothing else is ever written there. */
+	for (unsigned p = 0; p < GP_REGION_MAX_PROCS; p++) {
+		uint32_t st = __atomic_load_n(&h->proc[p].state, __ATOMIC_RELAXED);
+		if (st != GP_PROC_FREE && st != GP_PROC_ACTIVE)
+			return -EPROTO;
+	}
+	/* The lock word names a holder by slot and generation; a slot's
+	 * generation is bumped when it changes hands, before its new owner
+	 * can take the lock.  So the lock never names the generation a slot
+	 * has not reached yet -- the identity its next owner would get, who
+	 * would then wait on itself forever.  (Read the word first: the gen
+	 * read after it is at least the holder's.) */
+	w = __atomic_load_n(&h->lock.word, __ATOMIC_ACQUIRE) & ~GP_LLOCK_WAITERS;
+	if (w && GP_LLOCK_SLOT(w) < GP_REGION_MAX_PROCS &&
+	    GP_LLOCK_GEN(w) ==
+		    ((__atomic_load_n(&h->proc[GP_LLOCK_SLOT(w)].gen, __ATOMIC_ACQUIRE) + 1) &
+		     0xfffffu))
 		return -EPROTO;
 	return 0;
 }
@@ -48,6 +84,7 @@ int gp_region_open(struct gp_region *r, const char *path)
 	r->hdr = r->shm.base;
 	r->slot = -1;
 	r->me = 0;
+	r->locked = 0;
 	return 0;
 }
 
@@ -61,8 +98,10 @@ static int holder_alive(void *arg, uint32_t holder)
 
 	if (slot >= GP_REGION_MAX_PROCS)
 		return 0; /* not an identity we hand out */
-	if ((int)slot == r->slot)
-		return holder == r->me; /* else: our slot's previous owner */
+	if ((int)slot == r->slot) /* another thread of ours, or a word that only
+				     looks like ours (our slot's previous owner,
+				     or a forged file): then nobody holds it */
+		return holder == r->me && __atomic_load_n(&r->locked, __ATOMIC_ACQUIRE);
 	if ((__atomic_load_n(&r->hdr->proc[slot].gen, __ATOMIC_ACQUIRE) & 0xfffffu) !=
 	    GP_LLOCK_GEN(holder))
 		return 0; /* the slot changed hands since it took the lock */
@@ -72,43 +111,48 @@ static int holder_alive(void *arg, uint32_t holder)
 	return gp_lease_held(r->shm.fd, slot) != 0;
 }
 
-/* Rebuild every device's `used` from the per-process figures.  Called with
- * the lock taken over from a holder that died mid-update: the per-process
- * figures are written first, so they are the truth. */
-static void repair(struct gp_region_hdr *h)
-{
-	for (unsigned d = 0; d < GP_REGION_MAX_DEVS; d++) {
-		uint64_t sum = 0;
-		for (unsigned p = 0; p < GP_REGION_MAX_PROCS; p++)
-			if (h->proc[p].state == GP_PROC_ACTIVE)
-				sum += h->proc[p].used[d];
-		h->dev[d].used = sum;
-	}
-}
-
+/* The lock guards device registration only.  A holder that died in it left
+ * at most an unpublished entry (ndevs is bumped last), so taking the lock
+ * over needs no repair. */
 static void lock_as(struct gp_region *r)
 {
-	if (gp_llock_lock(&r->hdr->lock.word, r->me, holder_alive, r))
-		repair(r->hdr);
+	if (gp_llock_lock(&r->hdr->lock.word, r->me, holder_alive, r)) {
+		/* taken over from a dead holder: nothing to repair */
+	}
+	__atomic_store_n(&r->locked, 1, __ATOMIC_RELEASE);
 }
 
 static void unlock(struct gp_region *r)
 {
+	__atomic_store_n(&r->locked, 0, __ATOMIC_RELEASE);
 	gp_llock_unlock(&r->hdr->lock.word);
 }
 
-/* Give back everything proc[i] holds and free the slot.  Lock held. */
-static void reclaim_locked(struct gp_region_hdr *h, unsigned i)
+/* *v -= by, never below 0 (a corrupt file must not wrap a figure round). */
+static void sub_clamped(uint64_t *v, uint64_t by)
+{
+	uint64_t old = __atomic_load_n(v, __ATOMIC_RELAXED);
+
+	while (!__atomic_compare_exchange_n(v, &old, old > by ? old - by : 0, 1,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
+}
+
+/* Give back everything proc[i] holds and free the slot.  The caller holds
+ * the slot's lease (its owner is dead) and this process's sweep lock, so
+ * nobody else writes the slot; the exchange makes a second reclaimer of
+ * the same figures find zero anyway. */
+static void reclaim(struct gp_region_hdr *h, unsigned i)
 {
 	struct gp_region_proc *p = &h->proc[i];
 
 	for (unsigned d = 0; d < GP_REGION_MAX_DEVS; d++) {
-		uint64_t u = p->used[d];
-		h->dev[d].used = h->dev[d].used >= u ? h->dev[d].used - u : 0;
-		p->used[d] = 0;
+		uint64_t u = __atomic_exchange_n(&p->used[d], 0, __ATOMIC_ACQ_REL);
+		if (u)
+			sub_clamped(&h->dev[d].used, u);
 	}
-	p->state = GP_PROC_FREE;
-	p->pid = 0;
+	__atomic_store_n(&p->pid, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->state, GP_PROC_FREE, __ATOMIC_RELEASE);
 }
 
 int gp_region_attach(struct gp_region *r)
@@ -121,40 +165,37 @@ int gp_region_attach(struct gp_region *r)
 		rc = 0;
 		goto out;
 	}
+	/* No sweep of ours may reclaim the slot we are taking meanwhile:
+	 * leases of one open file description do not exclude each other. */
+	pthread_mutex_lock(&r->sweep_lock);
 	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
 		if (gp_lease_take(r->shm.fd, i) != 0)
 			continue;
 		/* The slot is ours: a new generation makes us a new holder
 		 * identity, distinct from whoever had it before. */
 		uint32_t gen = __atomic_add_fetch(&h->proc[i].gen, 1, __ATOMIC_ACQ_REL);
-		r->me = GP_LLOCK_ID(i, gen);
-		r->slot = (int)i;
-		lock_as(r);
-		if (h->proc[i].state == GP_PROC_ACTIVE) /* its owner died */
-			reclaim_locked(h, i);
-		h->proc[i].state = GP_PROC_ACTIVE;
+		/* Its owner died, if it is marked active; a free slot holds
+		 * nothing, unless the file says otherwise: either way we start
+		 * from nothing. */
+		reclaim(h, i);
 		h->proc[i].pid = (int32_t)getpid();
 		h->proc[i].attached_ns = gp_now_ns();
-		unlock(r);
+		__atomic_store_n(&h->proc[i].state, GP_PROC_ACTIVE, __ATOMIC_RELEASE);
+		r->me = GP_LLOCK_ID(i, gen);
+		__atomic_store_n(&r->slot, (int)i, __ATOMIC_RELEASE);
 		rc = 0;
 		break;
 	}
+	pthread_mutex_unlock(&r->sweep_lock);
 out:
 	pthread_mutex_unlock(&r->attach_lock);
 	return rc;
 }
 
-/* Take the lock, attaching first if this process has no slot yet (a lock
- * holder must be nameable).  0 or -ENOSPC. */
-static int lock(struct gp_region *r)
+/* Attach if this process has no slot yet.  0 or -ENOSPC. */
+static int attached(struct gp_region *r)
 {
-	if (__atomic_load_n(&r->slot, __ATOMIC_ACQUIRE) < 0) {
-		int rc = gp_region_attach(r);
-		if (rc)
-			return rc;
-	}
-	lock_as(r);
-	return 0;
+	return __atomic_load_n(&r->slot, __ATOMIC_ACQUIRE) >= 0 ? 0 : gp_region_attach(r);
 }
 
 int gp_region_sweep(struct gp_region *r, uint64_t min_interval_ns)
@@ -171,17 +212,14 @@ int gp_region_sweep(struct gp_region *r, uint64_t min_interval_ns)
 	__atomic_store_n(&h->last_sweep_ns, now, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
 		if ((int)i == r->slot ||
-		    __atomic_load_n(&h->proc[i].state, __ATOMIC_RELAXED) != GP_PROC_ACTIVE)
+		    __atomic_load_n(&h->proc[i].state, __ATOMIC_ACQUIRE) == GP_PROC_FREE)
 			continue;
 		/* Taking the lease succeeds only if its holder is gone. */
 		if (gp_lease_take(r->shm.fd, i) != 0)
 			continue;
-		if (lock(r) == 0) {
-			if (h->proc[i].state == GP_PROC_ACTIVE) {
-				reclaim_locked(h, i);
-				reclaimed++;
-			}
-			unlock(r);
+		if (__atomic_load_n(&h->proc[i].state, __ATOMIC_ACQUIRE) != GP_PROC_FREE) {
+			reclaim(h, i);
+			reclaimed++;
 		}
 		gp_lease_drop(r->shm.fd, i);
 	}
@@ -193,10 +231,11 @@ int gp_region_device(struct gp_region *r, const char *uuid, uint64_t limit,
 		     uint64_t physical)
 {
 	struct gp_region_hdr *h = r->hdr;
-	int rc = lock(r), idx = -ENOSPC;
+	int rc = attached(r), idx = -ENOSPC;
 
 	if (rc)
 		return rc;
+	lock_as(r);
 	for (unsigned d = 0; d < h->ndevs && d < GP_REGION_MAX_DEVS; d++) {
 		if (strncmp(h->dev[d].uuid, uuid, GP_REGION_UUID_LEN) == 0) {
 			idx = h->dev[d].limit == limit ? (int)d : -EEXIST;
@@ -228,27 +267,46 @@ int gp_region_find(struct gp_region *r, const char *uuid)
 	return -1;
 }
 
-/* One attempt at charging; -ENOMEM if over budget. */
-static int charge_once(struct gp_region *r, unsigned dev, uint64_t bytes, int force)
+/* One attempt at charging; -ENOMEM if over budget.
+ *
+ * Lock-free, so that no process -- a stopped one included -- can make
+ * another wait: the device's `used` is the admission counter, raised by a
+ * compare-and-swap that checks the limit; then this process's own figure
+ * follows.  A process that dies between the two steps leaves its charge
+ * counted on the device but not on itself: an over-count of one charge,
+ * never an under-count (uncharges go the other way round for the same
+ * reason). */
+static inline __attribute__((always_inline)) int charge_once(struct gp_region *r, unsigned dev,
+							     uint64_t bytes, int force)
 {
 	struct gp_region_hdr *h = r->hdr;
 	struct gp_region_dev *d = &h->dev[dev];
-	int rc = lock(r);
+	uint64_t limit = __atomic_load_n(&d->limit, __ATOMIC_RELAXED);
+	uint64_t u = __atomic_load_n(&d->used, __ATOMIC_RELAXED), peak;
 
-	if (rc)
-		return rc;
-	if (!force && d->limit && (bytes > d->limit || d->used > d->limit - bytes)) {
-		d->refused++;
-		unlock(r);
-		return -ENOMEM;
-	}
-	/* Per-process figure first: repair() trusts it. */
-	h->proc[r->slot].used[dev] += bytes;
-	d->used += bytes;
-	if (d->used > d->peak)
-		d->peak = d->used;
-	unlock(r);
+	do {
+		if (!force && limit && (bytes > limit || u > limit - bytes)) {
+			__atomic_add_fetch(&d->refused, 1, __ATOMIC_RELAXED);
+			return -ENOMEM;
+		}
+		if (u + bytes < u)
+			return -ENOMEM; /* a corrupt figure; never wrap */
+	} while (!__atomic_compare_exchange_n(&d->used, &u, u + bytes, 1, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+	__atomic_add_fetch(&h->proc[r->slot].used[dev], bytes, __ATOMIC_RELAXED);
+	u += bytes;
+	peak = __atomic_load_n(&d->peak, __ATOMIC_RELAXED);
+	while (u > peak && !__atomic_compare_exchange_n(&d->peak, &peak, u, 1, __ATOMIC_RELAXED,
+							__ATOMIC_RELAXED))
+		;
 	return 0;
+}
+
+/* The budget is full: reclaim dead processes and try once more. */
+static __attribute__((noinline)) int charge_after_sweep(struct gp_region *r, unsigned dev,
+							uint64_t bytes, int force)
+{
+	return gp_region_sweep(r, 0) > 0 ? charge_once(r, dev, bytes, force) : -ENOMEM;
 }
 
 int gp_region_charge(struct gp_region *r, unsigned dev, uint64_t bytes, int force)
@@ -257,32 +315,42 @@ int gp_region_charge(struct gp_region *r, unsigned dev, uint64_t bytes, int forc
 
 	if (dev >= GP_REGION_MAX_DEVS)
 		return -EINVAL;
+	if ((rc = attached(r)))
+		return rc;
 	rc = charge_once(r, dev, bytes, force);
-	if (rc == -ENOMEM && gp_region_sweep(r, 0) > 0)
-		rc = charge_once(r, dev, bytes, force);
-	return rc;
+	return rc == -ENOMEM ? charge_after_sweep(r, dev, bytes, force) : rc;
 }
 
 void gp_region_uncharge(struct gp_region *r, unsigned dev, uint64_t bytes)
 {
 	struct gp_region_hdr *h = r->hdr;
-	uint64_t *mine;
+	int slot = __atomic_load_n(&r->slot, __ATOMIC_ACQUIRE);
+	uint64_t *mine, old;
 
-	if (dev >= GP_REGION_MAX_DEVS || bytes == 0 || r->slot < 0 || lock(r))
+	if (dev >= GP_REGION_MAX_DEVS || bytes == 0 || slot < 0)
 		return;
-	mine = &h->proc[r->slot].used[dev];
-	if (bytes > *mine) /* never more than we hold: no underflow */
-		bytes = *mine;
-	*mine -= bytes;
-	h->dev[dev].used = h->dev[dev].used >= bytes ? h->dev[dev].used - bytes : 0;
-	unlock(r);
+	/* Never more than we hold: no underflow, whatever the caller says. */
+	mine = &h->proc[slot].used[dev];
+	old = __atomic_load_n(mine, __ATOMIC_RELAXED);
+	do {
+		if (bytes > old)
+			bytes = old;
+	} while (!__atomic_compare_exchange_n(mine, &old, old - bytes, 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	if (bytes)
+		sub_clamped(&h->dev[dev].used, bytes);
 }
 
 void gp_region_usage(struct gp_region *r, unsigned dev, uint64_t *limit,
 		     uint64_t *used)
 {
-	struct gp_region_dev *d = &r->hdr->dev[dev];
+	struct gp_region_dev *d;
 
+	if (dev >= GP_REGION_MAX_DEVS) {
+		*limit = *used = 0;
+		return;
+	}
+	d = &r->hdr->dev[dev];
 	*limit = __atomic_load_n(&d->limit, __ATOMIC_RELAXED);
 	*used = __atomic_load_n(&d->used, __ATOMIC_RELAXED);
 }
@@ -291,6 +359,7 @@ int gp_region_forked(struct gp_region *r)
 {
 	r->slot = -1;
 	r->me = 0;
+	r->locked = 0;
 	r->attach_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	r->sweep_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	return r->shm.fd >= 0 ? gp_shm_reopen(&r->shm) : 0;
@@ -300,6 +369,8 @@ int gp_region_proc_used(struct gp_region *r, int pid, unsigned dev, uint64_t *us
 {
 	struct gp_region_hdr *h = r->hdr;
 
+	if (dev >= GP_REGION_MAX_DEVS)
+		return 0;
 	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
 		struct gp_region_proc *p = &h->proc[i];
 		if (__atomic_load_n(&p->state, __ATOMIC_RELAXED) == GP_PROC_ACTIVE &&

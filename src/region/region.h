@@ -1,12 +1,14 @@
 /* region.h - attach to a tenant's shared accounting region and charge device
  * memory to it.
  *
- * The hook keeps one gp_region per process.  Charging is a short critical
- * section under the region's robust mutex; nothing here calls the driver or
- * blocks for long, so it is safe on every allocation path.  A process that
- * dies, SIGKILL included, is noticed through its lease and its charges are
- * reclaimed by the next process that looks (gp_region_sweep), with no
- * daemon involved.
+ * The hook keeps one gp_region per process.  Charging and uncharging are
+ * lock-free (a compare-and-swap on the device's figure, then an atomic add
+ * to the process's own), so no other process, not even a stopped one, can
+ * make them wait; nothing here calls the driver.  The one cross-process
+ * lock (src/common/llock.h) is taken to register a GPU in the region.  A
+ * process that dies, SIGKILL included, is noticed through its lease and its
+ * charges are reclaimed by the next process that looks (gp_region_sweep),
+ * with no daemon involved.
  */
 #ifndef GP_REGION_REGION_H
 #define GP_REGION_REGION_H
@@ -24,6 +26,8 @@ struct gp_region {
 	struct gp_region_hdr *hdr;   /* == shm.base */
 	int slot;                    /* our proc[] index; -1 until attached */
 	uint32_t me;                 /* our identity as holder of the lock */
+	int locked;                  /* a thread of ours holds it: the word
+	                                naming `me` is trusted only then */
 	pthread_mutex_t attach_lock; /* one attach at a time in this process */
 	pthread_mutex_t sweep_lock;  /* one reclaim pass at a time in this
 	                                process (leases of one open file
@@ -31,7 +35,7 @@ struct gp_region {
 };
 
 #define GP_REGION_INIT                                                       \
-	{ .shm = GP_SHM_CLOSED, .hdr = NULL, .slot = -1, .me = 0,                \
+	{ .shm = GP_SHM_CLOSED, .hdr = NULL, .slot = -1, .me = 0, .locked = 0,   \
 	  .attach_lock = PTHREAD_MUTEX_INITIALIZER,                              \
 	  .sweep_lock = PTHREAD_MUTEX_INITIALIZER }
 
@@ -59,8 +63,9 @@ int gp_region_find(struct gp_region *r, const char *uuid);
 
 /* Charge `bytes` on device `dev` to this process if the budget allows.
  * Returns 0, or -ENOMEM when the charge would exceed the limit (after one
- * reclaim pass of dead processes).  Never over-admits: concurrent charges
- * from any threads and processes are serialised.  With `force` the charge
+ * reclaim pass of dead processes).  Never over-admits: the admission is one
+ * compare-and-swap, so concurrent charges from any threads and processes
+ * are serialised without a lock.  With `force` the charge
  * is made past the limit: for memory the driver has already handed out,
  * which must be counted whatever the budget says. */
 int gp_region_charge(struct gp_region *r, unsigned dev, uint64_t bytes, int force) GP_WUR;

@@ -1,6 +1,6 @@
 /* test_region.c - the shared accounting region: budgets across threads and
- * processes, reclaiming dead processes, surviving a holder's death inside
- * the lock, and refusing foreign files. */
+ * processes, reclaiming dead processes, charges that no stopped or dead
+ * lock holder can block, and refusing foreign files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "common/llock.h"
 #include "region/region.h"
 
 #define MiB (1ULL << 20)
@@ -230,10 +231,67 @@ static void test_dead_process_reclaimed(void **state)
 	gp_shm_close(&r.shm);
 }
 
-/* A process dies holding the region lock halfway through an update (its
- * own figure raised, the device total not yet): the next locker repairs
- * the total from the per-process figures. */
-static void test_death_inside_lock_repaired(void **state)
+/* A stopped process (SIGSTOP, not dead) holding the region's lock must not
+ * make anyone else's charges wait: charging and uncharging take no lock.
+ * Registering a new device does wait for a live holder (the rule in
+ * docs/hook.md); it goes on as soon as the holder continues. */
+static void test_stopped_holder_blocks_no_charge(void **state)
+{
+	struct gp_region r;
+	uint64_t limit, used, t0;
+	int d, status, p[2];
+	char c;
+	pid_t kid;
+
+	(void)state;
+	d = open_dev(&r, 4 * GiB);
+	assert_int_equal(pipe(p), 0);
+	kid = fork();
+	if (kid == 0) {
+		struct gp_region k = GP_REGION_INIT;
+		uint32_t free_word = 0;
+		if (gp_region_open(&k, path) || gp_region_attach(&k) ||
+		    gp_region_charge(&k, d, GiB, 0))
+			_exit(2);
+		/* Take the lock as this process, exactly as the region does. */
+		if (!__atomic_compare_exchange_n(&k.hdr->lock.word, &free_word, k.me, 0,
+						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			_exit(3);
+		if (write(p[1], "x", 1) != 1)
+			_exit(4);
+		raise(SIGSTOP);
+		gp_llock_unlock(&k.hdr->lock.word);
+		_exit(0);
+	}
+	assert_int_equal(read(p[0], &c, 1), 1);
+	assert_int_equal(waitpid(kid, &status, WUNTRACED), kid);
+	assert_true(WIFSTOPPED(status));
+	t0 = gp_now_ns();
+	for (int i = 0; i < 1000; i++) {
+		assert_int_equal(gp_region_charge(&r, d, GiB, 0), 0);
+		gp_region_uncharge(&r, d, GiB);
+	}
+	assert_int_equal(gp_region_charge(&r, d, 4 * GiB, 0), -ENOMEM); /* its 1 GiB counts */
+	assert_int_equal(gp_region_sweep(&r, 0), 0); /* stopped is alive */
+	assert_true(gp_now_ns() - t0 < 500000000ULL);
+	kill(kid, SIGCONT);
+	/* Registration waits for the holder, which now goes on and unlocks. */
+	assert_true(gp_region_device(&r, "GPU-ffffffff-1111-2222-3333-444444444444", GiB,
+				     80 * GiB) >= 0);
+	assert_int_equal(waitpid(kid, &status, 0), kid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	gp_region_sweep(&r, 0);
+	gp_region_usage(&r, d, &limit, &used);
+	assert_int_equal(used, 0);
+	close(p[0]);
+	close(p[1]);
+	gp_shm_close(&r.shm);
+}
+
+/* A process dies holding the lock: the next registration takes it over
+ * after the probe interval, and charges never noticed. */
+static void test_dead_holder_taken_over(void **state)
 {
 	struct gp_region r;
 	uint64_t limit, used;
@@ -249,21 +307,16 @@ static void test_death_inside_lock_repaired(void **state)
 		uint32_t free_word = 0;
 		if (gp_region_open(&k, path) || gp_region_attach(&k))
 			_exit(2);
-		/* Take the lock as this process, exactly as the region does. */
 		if (!__atomic_compare_exchange_n(&k.hdr->lock.word, &free_word, k.me, 0,
 						 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 			_exit(3);
-		k.hdr->proc[k.slot].used[d] += GiB; /* ... and dies before the rest */
 		raise(SIGKILL);
 	}
 	waitpid(kid, &status, 0);
 	assert_true(WIFSIGNALED(status));
-	/* This charge finds the lock's owner dead, repairs (the dead process
-	 * now counts 1 GiB), then the sweep reclaims the dead process. */
 	assert_int_equal(gp_region_charge(&r, d, GiB, 0), 0);
-	gp_region_usage(&r, d, &limit, &used);
-	assert_int_equal(used, 3 * GiB);
-	gp_region_sweep(&r, 0);
+	assert_true(gp_region_device(&r, "GPU-ffffffff-1111-2222-3333-444444444444", GiB,
+				     80 * GiB) >= 0);
 	gp_region_usage(&r, d, &limit, &used);
 	assert_int_equal(used, 2 * GiB);
 	gp_shm_close(&r.shm);
@@ -378,7 +431,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_threads_never_over_admit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_processes_never_over_admit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_process_reclaimed, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_death_inside_lock_repaired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stopped_holder_blocks_no_charge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_holder_taken_over, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_new_owner_of_dead_holders_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
