@@ -116,10 +116,11 @@ $(B)/libgpscaler.a: $(SCALER_OBJ)
 	$(AR) rcs $@ $^
 
 # --- the hook ---------------------------------------------------------------
-# The export list is generated from the one list of interposed symbols.
+# The export list is generated from the one list of interposed symbols,
+# plus the two dl* stubs (dlsym.c, dlopen.c).
 $(B)/hook.map: src/hook/hooks.def
 	@mkdir -p $(@D)
-	{ echo '{ global:'; echo ' dlsym;'; \
+	{ echo '{ global:'; echo ' dlsym;'; echo ' dlopen;'; \
 	  sed -n 's/^HOOK_[A-Z]*(\([A-Za-z0-9_]*\)).*/ \1;/p' $<; \
 	  echo ' local: *; };'; } > $@
 $(HOOK_LIB): $(HOOK_OBJ) $(REGION_OBJ) $(COMMON_OBJ) $(B)/hook.map
@@ -166,6 +167,14 @@ $(B)/tests/integration/%: tests/integration/%.c $(ITEST_LIB_SRC) $(B)/libgpcommo
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(ITEST_LIB_SRC) $(B)/libgpcommon.a \
 		-L$(B)/sim -lcuda -lnvidia-ml -lcmocka $(LDLIBS)
+# tests/integration/dso/X.c -> libX.so, libraries test_hook_views dlopens:
+# linked with the simulated driver, RUNPATH $ORIGIN (their siblings).
+DSO_SRC := $(wildcard tests/integration/dso/*.c)
+DSO := $(patsubst tests/integration/dso/%.c,$(B)/tests/integration/dso/lib%.so,$(DSO_SRC))
+$(B)/tests/integration/dso/lib%.so: tests/integration/dso/%.c $(SIM_CUDA) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -shared -o $@ $< -Wl,-rpath,'$$ORIGIN' -L$(B)/sim -lcuda $(LDLIBS)
+$(B)/tests/integration/test_hook_views: $(DSO)
 $(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(PARTS) $(DAEMON_LIBS) $(LDLIBS)

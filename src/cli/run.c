@@ -27,7 +27,7 @@ static const char help[] =
 	"\n"
 	"options:\n"
 	"  -m, --memory SIZE     budget per GPU: bytes, a size with a binary unit\n"
-	"                        (2GiB, 512MiB, 2G) or a share of the card (50%%)\n"
+	"                        (2GiB, 512MiB, 2G) or a share of the card (50%)\n"
 	"  -c, --cores PCT       compute share per GPU, 1-100\n"
 	"  -p, --priority P      high, normal (default) or low\n"
 	"      --region PATH     share the budget with other runs given this path\n"

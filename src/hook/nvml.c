@@ -140,43 +140,81 @@ GP_EXPORT nvmlReturn_t nvmlInitWithFlags(unsigned int flags)
 	return init_gate() ? NVML_ERROR_UNKNOWN : gp__real_nvmlInitWithFlags(flags);
 }
 
-GP_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
+/* The tenant's memory figures for device h, a card of the budget's size
+ * that keeps the driver's reservation (docs/hook.md, "One virtual card"):
+ *
+ *   total    = the budget (tenant_view keeps it at most the card)
+ *   reserved = the driver's reservation, at most total
+ *   free     = total - reserved - the tenant's usage, never below 0 and
+ *              never more than the card really has free (`real_free`:
+ *              other tenants may hold the rest)
+ *   used     = total - reserved - free (v2); v1 adds the reservation
+ *
+ * so that, as on a real card, v2's used + free + reserved == total and v1
+ * shows the same free with the reservation inside used.  When free is
+ * clamped by what others hold, used grows by that much: the tenant cannot
+ * have it either.  Returns 1 when the tenant has a budget on h (the
+ * figures are then filled in), else 0: the real figures stand. */
+struct memview {
+	uint64_t total, reserved, used, free;
+};
+
+static int memory_view(nvmlDevice_t h, uint64_t real_total, uint64_t real_free,
+		       uint64_t reserved, struct memview *m)
 {
 	struct view v;
+	uint64_t rest, t;
+
+	if (!tenant_view(h, real_total, &v))
+		return 0;
+	m->total = v.limit;
+	m->reserved = reserved < v.limit ? reserved : v.limit;
+	rest = m->total - m->reserved;
+	/* The same clamping rule as cuMemGetInfo, on the card less the
+	 * reservation. */
+	gp__virtual(rest, tenant_used(&v), real_free, rest, &m->free, &t);
+	m->used = rest - m->free;
+	return 1;
+}
+
+GP_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory)
+{
+	nvmlMemory_v2_t m2 = {.version = nvmlMemory_v2};
+	struct memview m;
 	nvmlReturn_t rc;
-	uint64_t used, vfree, vtotal;
 
 	GP_NEED_NVML(nvmlDeviceGetMemoryInfo);
 	rc = gp__real_nvmlDeviceGetMemoryInfo(device, memory);
-	if (rc != NVML_SUCCESS || !tenant_view(device, memory->total, &v))
+	if (rc != NVML_SUCCESS)
 		return rc;
-	used = tenant_used(&v);
-	gp__virtual(v.limit, used, memory->free, memory->total, &vfree, &vtotal);
-	memory->total = vtotal;
-	memory->free = vfree;
-	memory->used = vtotal - vfree;
+	/* v1 does not say how much of its `used` is the driver's reservation;
+	 * v2 does.  A driver without v2 leaves it at 0: all of it is free to
+	 * the tenant then, as it was before v2 existed. */
+	if (gp__need((void **)&gp__real_nvmlDeviceGetMemoryInfo_v2, GP_LIB_NVML) ||
+	    gp__real_nvmlDeviceGetMemoryInfo_v2(device, &m2) != NVML_SUCCESS)
+		m2.reserved = 0;
+	if (!memory_view(device, memory->total, memory->free, m2.reserved, &m))
+		return rc;
+	memory->total = m.total;
+	memory->free = m.free;
+	memory->used = m.used + m.reserved;
 	return rc;
 }
 
 GP_EXPORT nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory)
 {
-	struct view v;
+	struct memview m;
 	nvmlReturn_t rc;
-	uint64_t used, rest;
 
 	GP_NEED_NVML(nvmlDeviceGetMemoryInfo_v2);
 	rc = gp__real_nvmlDeviceGetMemoryInfo_v2(device, memory);
-	if (rc != NVML_SUCCESS || !tenant_view(device, memory->total, &v))
+	if (rc != NVML_SUCCESS ||
+	    !memory_view(device, memory->total, memory->free, memory->reserved, &m))
 		return rc;
-	/* The driver's reservation stays as it is (it is real and not the
-	 * tenant's to use); the tenant's usage fills the rest. */
-	memory->total = v.limit;
-	if (memory->reserved > v.limit)
-		memory->reserved = v.limit;
-	rest = v.limit - memory->reserved;
-	used = tenant_used(&v);
-	memory->used = used < rest ? used : rest;
-	memory->free = rest - memory->used;
+	memory->total = m.total;
+	memory->reserved = m.reserved;
+	memory->used = m.used;
+	memory->free = m.free;
 	return rc;
 }
 

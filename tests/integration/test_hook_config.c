@@ -252,6 +252,9 @@ static void test_run_usage_errors(void **state)
 	const char *help[] = {"run", "--help", NULL};
 	assert_int_equal(cli(&p, help), 0);
 	assert_true(gpt_has(&p, "usage: gpupool run"));
+	/* Printed as is, not through printf: one percent sign. */
+	assert_true(gpt_has(&p, "share of the card (50%)"));
+	assert_false(gpt_has(&p, "%%"));
 	const char *top[] = {"--help", NULL};
 	assert_int_equal(cli(&p, top), 0);
 	assert_true(gpt_has(&p, "run a program under a GPU memory budget"));
