@@ -68,7 +68,7 @@ SIM_NVML := $(B)/sim/libnvidia-ml.so.1
 CLI := $(B)/gpupool
 DEPS_OK := $(B)/.deps-ok
 
-.PHONY: all test check demo bench fuzz clean deps
+.PHONY: all test check demo bench fuzz fuzzers clean deps
 all: $(HOOK_LIB) $(SIM_CUDA) $(SIM_NVML) $(CLI)
 
 # --- dependencies -----------------------------------------------------------
@@ -200,17 +200,36 @@ bench: all $(BENCH_BIN)
 	@GP_BUILD=$(B) bench/run
 
 # --- fuzzing with libFuzzer -------------------------------------------------
+# `make fuzz` builds every tests/fuzz/fuzz_X.c with clang for libFuzzer in
+# $(B)/fuzz (a build of its own: every part compiled with coverage
+# instrumentation, ASan and UBSan, the generated protobuf code included) and
+# runs each for FUZZ_SECONDS.  New inputs go to $(B)/fuzz/X.corpus, crashes
+# to $(B)/fuzz/X-crash-*; tests/fuzz/X.dict, if there is one, is the
+# dictionary.  FUZZ_TARGETS picks some (default all: fuzz_parse ...);
+# FUZZ_ARGS are passed to every run (e.g. -jobs=2).
+FUZZ_CC ?= clang
+FUZZ_ARGS ?=
+FUZZ_TARGETS ?= $(basename $(notdir $(FUZZ_SRC)))
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZER_BIN := $(patsubst %,$(B)/fuzzers/%,$(FUZZ_TARGETS))
 fuzz: | $(DEPS_OK)
-	@mkdir -p $(B)/fuzz
-	@for f in $(FUZZ_SRC); do \
-	  n=$$(basename $$f .c); \
-	  clang -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -isystem $(CUDA_HOME)/include -g -O1 \
-	    -fsanitize=fuzzer,address,undefined -o $(B)/fuzz/$$n $$f \
-	    $(COMMON_SRC) $(NET_SRC) $(SCHED_SRC) $(SCALER_SRC) src/hook/config.c \
-	    $(DAEMON_LIBS) -ldl -lpthread || exit 1; \
+	@$(MAKE) --no-print-directory B=$(B)/fuzz CC=$(FUZZ_CC) CFLAGS="-O1 -g" \
+		SAN="$(FUZZ_SAN)" fuzzers
+	@for n in $(FUZZ_TARGETS); do \
+	  d=tests/fuzz/$$n.dict; \
 	  mkdir -p $(B)/fuzz/$$n.corpus; \
-	  $(B)/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) $(B)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS) s"; \
+	  $(B)/fuzz/fuzzers/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- \
+	    $$([ -f $$d ] && echo -dict=$$d) $(FUZZ_ARGS) \
+	    $(B)/fuzz/$$n.corpus tests/fuzz/corpus/$$n || exit 1; \
 	done
+# Only meaningful in the $(B)/fuzz build made above (clang, FUZZ_SAN).
+fuzzers: $(FUZZER_BIN)
+$(B)/fuzzers/%: tests/fuzz/%.c $(PARTS) | $(DEPS_OK)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -fsanitize=fuzzer -o $@ $< $(PARTS) $(DAEMON_LIBS) $(LDLIBS)
 
 clean:
 	rm -rf $(B)

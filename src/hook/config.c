@@ -45,16 +45,16 @@ static int fail(char *err, size_t n, const char *name, const char *value, const 
 	return -EINVAL;
 }
 
-/* A memory limit; HAMi writes 0 for "no limit", we treat that as unset. */
+/* A memory limit into *out.  HAMi writes 0 for "no limit here": that is
+ * treated as unset, so *out keeps what it had (a per-device 0 leaves the
+ * global limit in force: a device never ends up unlimited by accident). */
 static int parse_mem(const char *name, const char *v, int hami, struct gp_limit *out,
 		     char *err, size_t n)
 {
 	int rc;
 
-	if (hami && strcmp(v, "0") == 0) {
-		out->bytes = out->ppm = 0;
+	if (hami && strcmp(v, "0") == 0)
 		return 0;
-	}
 	rc = gp_parse_limit(v, out);
 	if (rc == -ERANGE)
 		return fail(err, n, name, v,
@@ -70,8 +70,10 @@ static int parse_mem(const char *name, const char *v, int hami, struct gp_limit 
 static int parse_core(const char *name, const char *v, int hami, unsigned *out,
 		      char *err, size_t n)
 {
-	/* HAMi writes 0 for "no limit". */
-	if (gp_parse_percent(v, hami ? 0 : 1, 100, out))
+	/* HAMi writes 0 for "no limit": unset, as for memory. */
+	if (hami && strcmp(v, "0") == 0)
+		return 0;
+	if (gp_parse_percent(v, 1, 100, out))
 		return fail(err, n, name, v, "not a percentage from 1 to 100");
 	return 0;
 }

@@ -5,6 +5,10 @@
  * insertions of interesting characters, truncations, splices), so the suite
  * exercises the target with any compiler.  `make fuzz` runs the real
  * coverage-guided fuzzer.  Reports in TAP like the rest of the suite.
+ *
+ * A target whose every run is costly (fuzz_region writes a whole region
+ * file) may define `const unsigned fuzz_replay_mutations` to ask for fewer
+ * mutations than MUTATIONS.
  */
 #include <dirent.h>
 #include <stdint.h>
@@ -17,6 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define REPLAY_MAX 4096
 #define MAX_SEEDS 256
 #define MUTATIONS 200000
+
+extern const unsigned fuzz_replay_mutations __attribute__((weak));
 
 static uint8_t *seeds[MAX_SEEDS];
 static size_t seed_len[MAX_SEEDS];
@@ -58,13 +64,14 @@ int main(int argc, char **argv)
 {
 	static const char interesting[] = "0123456789.%,=_ \n\tKMGTPBikmgtpb-+GPU";
 	uint8_t buf[REPLAY_MAX];
+	const unsigned mutations = &fuzz_replay_mutations ? fuzz_replay_mutations : MUTATIONS;
 
 	load(argc > 1 ? argv[1] : ".");
 	printf("1..2\n");
 	for (size_t i = 0; i < nseeds; i++)
 		LLVMFuzzerTestOneInput(seeds[i], seed_len[i]);
 	printf("ok 1 - corpus: %zu inputs\n", nseeds);
-	for (unsigned m = 0; m < MUTATIONS && nseeds; m++) {
+	for (unsigned m = 0; m < mutations && nseeds; m++) {
 		size_t k = next() % nseeds, len = seed_len[k];
 		memcpy(buf, seeds[k], len);
 		for (unsigned edits = 1 + next() % 4; edits--;) {
@@ -100,7 +107,7 @@ int main(int argc, char **argv)
 		}
 		LLVMFuzzerTestOneInput(buf, len);
 	}
-	printf("ok 2 - %u mutations\n", MUTATIONS);
+	printf("ok 2 - %u mutations\n", mutations);
 	for (size_t i = 0; i < nseeds; i++)
 		free(seeds[i]);
 	return 0;

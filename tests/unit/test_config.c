@@ -70,7 +70,9 @@ static void test_hami_fallbacks(void **state)
 	(void)state;
 	assert_int_equal(parse(env), 0);
 	assert_int_equal(c.mem[0].bytes, 4000 * MiB);
-	assert_false(gp__config_has_mem(&c, 1)); /* HAMi's 0 = no limit */
+	/* HAMi's 0 = "none here": unset, so the global limit stays in force
+	 * (a device never ends up unlimited by accident). */
+	assert_int_equal(c.mem[1].bytes, 4000 * MiB);
 	assert_int_equal(c.core[0], 0);
 	assert_int_equal(c.core[3], 25);
 	assert_int_equal(c.policy, GP_CORE_HARD);
