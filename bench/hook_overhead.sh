@@ -56,7 +56,7 @@ for h in 0 1; do
   esac
 done
 
-declare -A target=([launch]=150 [alloc]=1000)
+declare -A target=([launch]=150 [alloc]=520)
 declare -A label=([launch]="cuLaunchKernel" [alloc]="cuMemAlloc+cuMemFree pair")
 rows=""
 json_ops=""

@@ -33,9 +33,11 @@ static unsigned format_bytes(CUarray_format f)
 
 /* A lower bound of what an array of w x h x d elements takes (h, d may be
  * 0): its unpadded bytes, summed over `levels` mipmap levels (each half the
- * last in every dimension, down to 1).  The pre-charge must never exceed
- * the real size, or an array that fits would be refused at the edge of the
- * budget.  Returns 0 on overflow. */
+ * last in every dimension, down to 1; each level aligned to 512 bytes, as
+ * the driver lays them out).  The pre-charge must never exceed the real
+ * size, or an array that fits would be refused at the edge of the budget;
+ * it is what the array takes when the driver adds no padding of its own.
+ * Returns 0 on overflow. */
 static uint64_t estimate(size_t w, size_t h, size_t d, CUarray_format f, unsigned ch,
 			 unsigned levels)
 {
@@ -47,7 +49,8 @@ static uint64_t estimate(size_t w, size_t h, size_t d, CUarray_format f, unsigne
 		uint64_t n;
 		if (__builtin_mul_overflow((uint64_t)w, (uint64_t)h, &n) ||
 		    __builtin_mul_overflow(n, (uint64_t)d, &n) || __builtin_mul_overflow(n, elem, &n) ||
-		    __builtin_add_overflow(total, n, &total))
+		    (levels > 1 && __builtin_add_overflow(n, 511, &n)) ||
+		    __builtin_add_overflow(total, levels > 1 ? n & ~511ULL : n, &total))
 			return 0;
 		if (w == 1 && h == 1 && d == 1)
 			break;
@@ -186,7 +189,7 @@ static CUresult destroy(void *a, CUresult (*real)(void *))
 {
 	struct gp__rec rec;
 	uint64_t key = (uint64_t)(uintptr_t)a;
-	int ours = gp__free_begin(GP_S_ARRAY, key, GP_K_ARRAY, &rec);
+	int ours = gp__free_begin(GP_S_ARRAY, key, GP_KIND(GP_K_ARRAY), &rec);
 	CUresult rc = real(a);
 
 	if (ours && gp__free_end(GP_S_ARRAY, key, &rec, rc))

@@ -10,24 +10,19 @@
 #include "hook/hook.h"
 
 struct gp__tab gp__tabs[GP_S_COUNT] = {
-	GP_TAB_INIT, GP_TAB_INIT, GP_TAB_INIT, GP_TAB_INIT, GP_TAB_INIT,
+	[0 ... GP_S_COUNT - 1] = GP_TAB_INIT,
 };
 
-CUresult gp__charge(int dev, uint64_t bytes, int force)
+/* Why a charge failed, for the user; then the error to return.  Out of
+ * line: the refusal is the rare case. */
+static __attribute__((noinline, cold)) CUresult refused(const struct gp__dev *d, int dev,
+							 uint64_t bytes, int rc)
 {
-	const struct gp__dev *d = gp__dev_get(dev);
-	int rc;
-
 	if (!d || d->slot < 0) {
 		gp_warn("device %d is not accounted (more than %u devices?): refusing", dev,
 			GP_REGION_MAX_DEVS);
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
-	if (bytes == 0)
-		return CUDA_SUCCESS;
-	rc = gp_region_charge(&gp__g.region, (unsigned)d->slot, bytes, force);
-	if (rc == 0)
-		return CUDA_SUCCESS;
 	if (rc == -ENOSPC) {
 		gp_error("no process slot free in region %s (%u live processes): refusing",
 			 gp__g.cfg.region ? gp__g.cfg.region : "(private)", GP_REGION_MAX_PROCS);
@@ -41,6 +36,19 @@ CUresult gp__charge(int dev, uint64_t bytes, int force)
 			(unsigned long long)limit);
 	}
 	return CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+CUresult gp__charge(int dev, uint64_t bytes, int force)
+{
+	const struct gp__dev *d = gp__dev_get(dev);
+	int rc;
+
+	if (GP_UNLIKELY(!d || d->slot < 0))
+		return refused(d, dev, bytes, 0);
+	if (bytes == 0)
+		return CUDA_SUCCESS;
+	rc = gp_region_charge(&gp__g.region, (unsigned)d->slot, bytes, force);
+	return GP_LIKELY(rc == 0) ? CUDA_SUCCESS : refused(d, dev, bytes, rc);
 }
 
 void gp__uncharge(int dev, uint64_t bytes)
@@ -90,15 +98,7 @@ static void keep(enum gp__space sp, uint64_t key, const struct gp__rec *rec)
 			 (unsigned long long)rec->bytes);
 }
 
-int gp__free_begin(enum gp__space sp, uint64_t key, enum gp__kind kind, struct gp__rec *rec)
-{
-	if (!key || gp__tab_take(&gp__tabs[sp], key, rec))
-		return 0;
-	if (rec->kind == kind)
-		return 1;
-	keep(sp, key, rec); /* not the kind this call frees */
-	return 0;
-}
+
 
 int gp__free_end(enum gp__space sp, uint64_t key, const struct gp__rec *rec, CUresult rc)
 {

@@ -2,31 +2,46 @@
  * that die with it.
  *
  * A context takes a few hundred MiB of device memory of its own (code,
- * stacks, printf and heap buffers).  The tenant is charged for it from the
- * moment it exists, so the budget bounds what the tenant really holds on
- * the card.  The primary context is charged on its first retain and given
- * back on its last release (or a reset); created contexts from creation to
- * destruction.  Destroying a context frees every allocation made in it, so
- * their charges go too.
+ * stacks, printf and heap buffers).  Like every other allocation it is
+ * charged *before* the driver makes it, so that racing threads can never
+ * hold more than the budget even for an instant, and settled to what it
+ * really took afterwards.  The primary context is charged while it is
+ * active: from the retain that activates it to the release that drops its
+ * last reference, or a reset (which deactivates it but keeps the retains:
+ * the next retain activates it again).  Created contexts are charged from
+ * creation to destruction.  Destroying or deactivating a context frees
+ * every allocation made in it, so their charges go too.
  *
- * What one context costs is measured once per device: right after the
- * process's first context appears, NVML's figure for this process minus
- * what we have charged it so far.  NVML lists processes by PID in the
- * host's PID namespace; where ours is not among them (a container without
- * hostPID) the cost is GPUPOOL_CONTEXT_SIZE if set, else CTX_FALLBACK.
+ * What one context costs is measured once per device, around the first
+ * context this process makes there: NVML's figure for this process just
+ * before and just after the driver call.  The difference is the context,
+ * whatever else the process holds (VMM memory made before any context
+ * included).  Only VMM calls can change the process's memory on a device
+ * without a context; if one ran meanwhile (vmm.c counts them) the window
+ * was not quiet, the context is charged the estimate, and the next context
+ * measures again.  Until then, and wherever NVML cannot see our PID (a container
+ * without hostPID), a context is charged GPUPOOL_CONTEXT_SIZE if set, else
+ * 256 MiB + 2 MiB per SM, what a CUDA 12 context with lazy loading takes on
+ * data-centre GPUs.  GPUPOOL_CONTEXT_SIZE never overrides a measurement.
+ *
+ * The primary context's retains, releases and resets hold the device's
+ * ctx_lock across the driver call: the driver's reference count and our
+ * mirror of it must change together, or a release and a retain racing in
+ * other threads could leave an active context uncharged.  The first
+ * measurement holds it too, so that two "first" contexts cannot measure
+ * each other.  Nothing the driver calls back into takes it.
  */
 #include <unistd.h>
 
 #include "hook/hook.h"
 
-/* A CUDA 12 context on a recent data-centre GPU with lazy module loading:
- * roughly this, before any library (cuBLAS, cuDNN) loads its kernels. */
-#define CTX_FALLBACK (256ULL << 20)
+#define CTX_BASE (256ULL << 20)
+#define CTX_PER_SM (2ULL << 20)
 /* A measurement above this is something else (another process sharing our
- * PID number in another namespace): ignore it. */
+ * PID number in another namespace): not a context. */
 #define CTX_PLAUSIBLE_MAX (4ULL << 30)
 
-/* NVML's figure of this process's memory on device `dev`, or 0. */
+/* NVML's figure of this process's memory on device `uuid`, or 0. */
 static uint64_t nvml_self_usage(const char *uuid)
 {
 	nvmlProcessInfo_t infos[64];
@@ -50,104 +65,154 @@ static uint64_t nvml_self_usage(const char *uuid)
 	return used;
 }
 
-uint64_t gp__ctx_cost(int dev)
+/* What a context on `dev` is charged before the driver makes it: the
+ * measured cost once known, else the estimate (see the top of the file). */
+static uint64_t expected_cost(int dev, const struct gp__dev *d)
 {
-	struct gp__dev *d = gp__dev_get(dev);
-	uint64_t cost, nvml, mine = 0;
+	uint64_t cost = __atomic_load_n(&d->ctx_cost, __ATOMIC_ACQUIRE);
+	int sms = 0;
 
-	if (!d)
-		return 0;
-	if (gp__g.cfg.context_size)
-		return gp__granules(gp__g.cfg.context_size);
-	cost = __atomic_load_n(&d->ctx_cost, __ATOMIC_RELAXED);
 	if (cost)
 		return cost;
-	nvml = nvml_self_usage(d->uuid);
-	if (gp__g.region.slot >= 0)
-		mine = __atomic_load_n(&gp__g.region.hdr->proc[gp__g.region.slot].used[d->slot],
-				       __ATOMIC_RELAXED);
-	if (nvml > mine && nvml - mine <= CTX_PLAUSIBLE_MAX) {
-		cost = gp__granules(nvml - mine);
-		gp_info("a context on %s costs %llu MiB (measured)", d->uuid,
-			(unsigned long long)(cost >> 20));
-	} else {
-		cost = CTX_FALLBACK;
-		gp_info("a context on %s is charged %llu MiB (not measurable here; set "
-			"GPUPOOL_CONTEXT_SIZE to change)",
-			d->uuid, (unsigned long long)(cost >> 20));
+	if (gp__g.cfg.context_size)
+		return gp__granules(gp__g.cfg.context_size);
+	if (gp__real_cuDeviceGetAttribute &&
+	    gp__real_cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+					  (CUdevice)dev) != CUDA_SUCCESS)
+		sms = 0;
+	return CTX_BASE + CTX_PER_SM * (uint64_t)(sms > 0 && sms < 4096 ? sms : 0);
+}
+
+/* How a context comes into being and goes again, for with_charge. */
+struct maker {
+	CUresult (*make)(struct maker *m); /* the driver call */
+	void (*unmake)(struct maker *m);   /* undo it (no room after all) */
+	CUdevice dev;
+	CUcontext *pctx;
+	/* arguments of the cuCtxCreate variants */
+	unsigned int flags;
+	CUexecAffinityParam *affinity;
+	int naffinity;
+	CUctxCreateParams *params;
+};
+
+/* Charge a context on `dev`, make it, and settle the charge on what it
+ * really took.  The caller holds d->ctx_lock if the cost may still be
+ * unmeasured (then this call measures it).  Returns the driver's error, or
+ * CUDA_ERROR_OUT_OF_MEMORY (nothing made) when the context does not fit;
+ * on success *charged is what the tenant now pays for it. */
+static CUresult with_charge(int dev, struct gp__dev *d, struct maker *m, uint64_t *charged)
+{
+	int measure = __atomic_load_n(&d->ctx_cost, __ATOMIC_ACQUIRE) == 0, quiet = 0;
+	uint64_t est = expected_cost(dev, d), before = 0, after, cost = est;
+	uint32_t calls0 = 0, calls1 = 0;
+	CUresult rc;
+
+	if ((rc = gp__charge(dev, est, 0)))
+		return rc; /* no room for the context itself: as on a full card */
+	if (measure) {
+		quiet = gp__vmm_quiet(&calls0);
+		before = nvml_self_usage(d->uuid);
 	}
-	__atomic_store_n(&d->ctx_cost, cost, __ATOMIC_RELAXED);
-	return cost;
+	rc = m->make(m);
+	if (rc != CUDA_SUCCESS) {
+		gp__uncharge(dev, est);
+		return rc;
+	}
+	if (measure) {
+		after = nvml_self_usage(d->uuid);
+		quiet = quiet && gp__vmm_quiet(&calls1) && calls0 == calls1;
+		if (!after) {
+			/* NVML does not see us: the estimate is all there is. */
+			gp_info("a context on %s is charged %llu MiB (not measurable here; set "
+				"GPUPOOL_CONTEXT_SIZE to change)",
+				d->uuid, (unsigned long long)(cost >> 20));
+			__atomic_store_n(&d->ctx_cost, cost, __ATOMIC_RELEASE);
+		} else if (quiet && after > before && after - before <= CTX_PLAUSIBLE_MAX) {
+			cost = gp__granules(after - before);
+			gp_info("a context on %s costs %llu MiB (measured)", d->uuid,
+				(unsigned long long)(cost >> 20));
+			__atomic_store_n(&d->ctx_cost, cost, __ATOMIC_RELEASE);
+		}
+		/* Otherwise VMM memory came or went meanwhile: this context is
+		 * charged the estimate, and the next one measures again. */
+		if (gp__recharge(dev, est, cost) != CUDA_SUCCESS) {
+			m->unmake(m);
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		}
+	}
+	*charged = cost;
+	return CUDA_SUCCESS;
 }
 
 /* --- the primary context ------------------------------------------------- */
 
+static CUresult retain_make(struct maker *m)
+{
+	return gp__real_cuDevicePrimaryCtxRetain(m->pctx, m->dev);
+}
+
+static void retain_unmake(struct maker *m)
+{
+	gp__real_cuDevicePrimaryCtxRelease_v2(m->dev);
+}
+
 GP_EXPORT CUresult CUDAAPI cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 {
+	struct maker m = {.make = retain_make, .unmake = retain_unmake, .dev = dev, .pctx = pctx};
 	struct gp__dev *d;
-	CUresult rc;
 	uint64_t cost;
-	int first;
+	CUresult rc;
 
 	GP_NEED_REAL(cuDevicePrimaryCtxRetain);
+	GP_NEED_REAL(cuDevicePrimaryCtxRelease_v2);
 	if ((rc = gp__enter()))
 		return rc;
-	rc = gp__real_cuDevicePrimaryCtxRetain(pctx, dev);
 	d = gp__dev_get(dev);
-	if (rc != CUDA_SUCCESS || !d)
-		return rc;
-	pthread_mutex_lock(&gp__g.lock);
-	first = d->primary_refs++ == 0;
-	__atomic_store_n(&d->primary, *pctx, __ATOMIC_RELAXED);
-	pthread_mutex_unlock(&gp__g.lock);
-	if (!first)
-		return rc;
-	cost = gp__ctx_cost(dev);
-	if (gp__charge(dev, cost, 0) != CUDA_SUCCESS) {
-		/* No room for the context itself: as on a full card. */
-		pthread_mutex_lock(&gp__g.lock);
-		d->primary_refs--;
-		pthread_mutex_unlock(&gp__g.lock);
-		gp__real_cuDevicePrimaryCtxRelease_v2(dev);
-		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!d || !pctx)
+		return gp__real_cuDevicePrimaryCtxRetain(pctx, dev);
+	pthread_mutex_lock(&d->ctx_lock);
+	if (d->primary_active) {
+		rc = gp__real_cuDevicePrimaryCtxRetain(pctx, dev);
+		if (rc == CUDA_SUCCESS)
+			d->primary_refs++;
+	} else if ((rc = with_charge(dev, d, &m, &cost)) == CUDA_SUCCESS) {
+		d->primary_refs++;
+		d->primary_active = 1;
+		d->primary_charge = cost;
+		__atomic_store_n(&d->primary, *pctx, __ATOMIC_RELAXED);
 	}
-	pthread_mutex_lock(&gp__g.lock);
-	d->primary_charge += cost;
-	pthread_mutex_unlock(&gp__g.lock);
+	pthread_mutex_unlock(&d->ctx_lock);
 	return rc;
 }
 
-/* The primary context of `dev` is gone (last release, or reset): give back
- * its cost and everything allocated in it. */
-static void primary_gone(struct gp__dev *d, int dev, int reset)
+/* A release (`reset` 0) or reset succeeded in the driver: mirror it.  When
+ * the context is no longer active, give back its cost and everything
+ * allocated in it.  ctx_lock held. */
+static void primary_dropped(struct gp__dev *d, int dev, int reset)
 {
-	uint64_t charge = 0;
-	CUcontext ctx;
-
-	pthread_mutex_lock(&gp__g.lock);
-	if (reset)
-		d->primary_refs = 0;
-	else if (d->primary_refs > 0)
+	if (!reset && d->primary_refs > 0)
 		d->primary_refs--;
-	if (d->primary_refs == 0) {
-		charge = d->primary_charge;
+	if ((reset || d->primary_refs == 0) && d->primary_active) {
+		d->primary_active = 0;
+		gp__uncharge(dev, d->primary_charge);
 		d->primary_charge = 0;
-	}
-	ctx = d->primary;
-	pthread_mutex_unlock(&gp__g.lock);
-	if (charge || reset) {
-		gp__uncharge(dev, charge);
-		gp__drop_owned((uint64_t)(uintptr_t)ctx);
+		gp__drop_owned((uint64_t)(uintptr_t)d->primary);
 	}
 }
 
 static CUresult release(CUdevice dev, CUresult (*real)(CUdevice), int reset)
 {
-	struct gp__dev *d;
-	CUresult rc = real(dev);
+	struct gp__dev *d = gp__dev_get(dev);
+	CUresult rc;
 
-	if (rc == CUDA_SUCCESS && (d = gp__dev_get(dev)))
-		primary_gone(d, dev, reset);
+	if (!d || !__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE))
+		return real(dev);
+	pthread_mutex_lock(&d->ctx_lock);
+	rc = real(dev);
+	if (rc == CUDA_SUCCESS)
+		primary_dropped(d, dev, reset);
+	pthread_mutex_unlock(&d->ctx_lock);
 	return rc;
 }
 
@@ -177,64 +242,102 @@ GP_EXPORT CUresult CUDAAPI cuDevicePrimaryCtxReset(CUdevice dev)
 
 /* --- created contexts ---------------------------------------------------- */
 
-/* After a context was created on `dev`: charge it, or destroy it again and
- * fail as a full card would. */
-static CUresult created(CUresult rc, CUcontext *pctx, CUdevice dev)
+static void create_unmake(struct maker *m)
 {
-	struct gp__rec rec = {.kind = GP_K_CTX, .dev = (int32_t)dev};
+	gp__real_cuCtxDestroy_v2(*m->pctx);
+	*m->pctx = NULL;
+}
 
-	if (rc != CUDA_SUCCESS || !pctx || !gp__dev_get(dev))
+/* Charge, create through m->make, settle, and record the context. */
+static CUresult created(struct maker *m)
+{
+	struct gp__rec rec = {.kind = GP_K_CTX, .dev = (int32_t)m->dev};
+	struct gp__dev *d;
+	int locked = 0;
+	CUresult rc;
+
+	GP_NEED_REAL(cuCtxDestroy_v2);
+	if ((rc = gp__enter()))
 		return rc;
-	rec.bytes = gp__ctx_cost(dev);
-	if (gp__charge(dev, rec.bytes, 0) != CUDA_SUCCESS) {
-		gp__real_cuCtxDestroy_v2(*pctx);
-		*pctx = NULL;
-		return CUDA_ERROR_OUT_OF_MEMORY;
+	d = gp__dev_get(m->dev);
+	if (!d || !m->pctx)
+		return m->make(m);
+	m->unmake = create_unmake;
+	if (!__atomic_load_n(&d->ctx_cost, __ATOMIC_ACQUIRE)) {
+		pthread_mutex_lock(&d->ctx_lock); /* this one may measure */
+		locked = 1;
 	}
-	if (gp__tab_put(&gp__tabs[GP_S_CTX], (uint64_t)(uintptr_t)*pctx, &rec))
+	rc = with_charge(m->dev, d, m, &rec.bytes);
+	if (locked)
+		pthread_mutex_unlock(&d->ctx_lock);
+	if (rc != CUDA_SUCCESS)
+		return rc;
+	if (gp__tab_put(&gp__tabs[GP_S_CTX], (uint64_t)(uintptr_t)*m->pctx, &rec))
 		gp_error("out of host memory tracking a context; its cost stays charged");
 	return rc;
 }
 
-#define CTX_PROLOGUE(n)                                                      \
-	CUresult rc;                                                         \
-	GP_NEED_REAL(n);                                                     \
-	GP_NEED_REAL(cuCtxDestroy_v2);                                       \
-	if ((rc = gp__enter()))                                              \
-		return rc
+static CUresult create_v1(struct maker *m)
+{
+	return gp__real_cuCtxCreate(m->pctx, m->flags, m->dev);
+}
+
+static CUresult create_v2(struct maker *m)
+{
+	return gp__real_cuCtxCreate_v2(m->pctx, m->flags, m->dev);
+}
+
+static CUresult create_v3(struct maker *m)
+{
+	return gp__real_cuCtxCreate_v3(m->pctx, m->affinity, m->naffinity, m->flags, m->dev);
+}
+
+static CUresult create_v4(struct maker *m)
+{
+	return gp__real_cuCtxCreate_v4(m->pctx, m->params, m->flags, m->dev);
+}
 
 GP_EXPORT CUresult CUDAAPI cuCtxCreate(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
-	CTX_PROLOGUE(cuCtxCreate);
-	return created(gp__real_cuCtxCreate(pctx, flags, dev), pctx, dev);
+	struct maker m = {.make = create_v1, .pctx = pctx, .flags = flags, .dev = dev};
+
+	GP_NEED_REAL(cuCtxCreate);
+	return created(&m);
 }
 
 GP_EXPORT CUresult CUDAAPI cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice dev)
 {
-	CTX_PROLOGUE(cuCtxCreate_v2);
-	return created(gp__real_cuCtxCreate_v2(pctx, flags, dev), pctx, dev);
+	struct maker m = {.make = create_v2, .pctx = pctx, .flags = flags, .dev = dev};
+
+	GP_NEED_REAL(cuCtxCreate_v2);
+	return created(&m);
 }
 
 GP_EXPORT CUresult CUDAAPI cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray,
 					  int numParams, unsigned int flags, CUdevice dev)
 {
-	CTX_PROLOGUE(cuCtxCreate_v3);
-	return created(gp__real_cuCtxCreate_v3(pctx, paramsArray, numParams, flags, dev), pctx,
-		       dev);
+	struct maker m = {.make = create_v3, .pctx = pctx, .flags = flags, .dev = dev,
+			  .affinity = paramsArray, .naffinity = numParams};
+
+	GP_NEED_REAL(cuCtxCreate_v3);
+	return created(&m);
 }
 
 GP_EXPORT CUresult CUDAAPI cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams,
 					  unsigned int flags, CUdevice dev)
 {
-	CTX_PROLOGUE(cuCtxCreate_v4);
-	return created(gp__real_cuCtxCreate_v4(pctx, ctxCreateParams, flags, dev), pctx, dev);
+	struct maker m = {.make = create_v4, .pctx = pctx, .flags = flags, .dev = dev,
+			  .params = ctxCreateParams};
+
+	GP_NEED_REAL(cuCtxCreate_v4);
+	return created(&m);
 }
 
 static CUresult destroy(CUcontext ctx, CUresult (*real)(CUcontext))
 {
 	struct gp__rec rec;
 	uint64_t key = (uint64_t)(uintptr_t)ctx;
-	int ours = gp__free_begin(GP_S_CTX, key, GP_K_CTX, &rec);
+	int ours = gp__free_begin(GP_S_CTX, key, GP_KIND(GP_K_CTX), &rec);
 	CUresult rc = real(ctx);
 
 	if (ours && gp__free_end(GP_S_CTX, key, &rec, rc)) {

@@ -96,11 +96,15 @@ struct gp__dev {
 	uint64_t limit;        /* budget in bytes, at most physical; 0 = none */
 	uint64_t physical;     /* the card's memory */
 	char uuid[GP_REGION_UUID_LEN];
-	/* The rest is guarded by gp__g.lock. */
-	uint64_t ctx_cost;     /* bytes one context takes; 0 = not measured */
-	int primary_refs;      /* retains of the primary context we saw */
-	uint64_t primary_charge; /* what its context costs us while retained */
-	CUcontext primary;     /* the primary context once retained */
+	uint64_t ctx_cost;     /* bytes one context takes once measured; 0
+	                          = not yet (atomic) */
+	pthread_mutex_t ctx_lock; /* held across the primary context's
+	                             retain/release/reset and the first
+	                             measurement; guards the next four */
+	int primary_refs;      /* the driver's count of primary retains */
+	int primary_active;    /* the primary context exists (is charged) */
+	uint64_t primary_charge; /* what it is charged while active */
+	CUcontext primary;     /* its handle once retained (stable) */
 };
 
 struct gp__state {
@@ -146,7 +150,6 @@ static inline struct gp__dev *gp__dev_get(int dev)
 enum gp__fork_phase { GP_FORK_PREPARE, GP_FORK_PARENT, GP_FORK_CHILD };
 void gp__pools_atfork(enum gp__fork_phase phase);
 void gp__graphs_atfork(enum gp__fork_phase phase);
-void gp__reserve_atfork(enum gp__fork_phase phase);
 
 /* --- budget.c: charging -------------------------------------------------- */
 
@@ -169,7 +172,12 @@ enum gp__kind {
 	GP_K_VMM,       /* cuMemCreate handle; refs = handle + its mappings */
 	GP_K_MAP,       /* a cuMemMap'ed range; aux = its handle */
 	GP_K_CTX,       /* a context we charged for */
-	GP_K_EXEC,      /* an executable graph that allocates graph memory */
+	GP_K_EXEC,      /* an executable graph that allocates graph memory;
+	                   aux = bit mask of the ordinals it allocates on */
+	GP_K_EXEC_DEV,  /* what one launch of such a graph allocates on one
+	                   device (in GP_S_GRAPHDEV; graph.c) */
+	GP_K_ASYNC,     /* a stream-ordered allocation; aux = its pool
+	                   (pool.c), which it keeps alive */
 };
 
 /* What the hook remembers of one object it charged for. */
@@ -190,6 +198,7 @@ enum gp__space {
 	GP_S_ARRAY,   /* CUarray, CUmipmappedArray */
 	GP_S_CTX,     /* CUcontext */
 	GP_S_EXEC,    /* CUgraphExec */
+	GP_S_GRAPHDEV, /* (CUgraphExec, ordinal): a graph's need per device */
 	GP_S_COUNT
 };
 #include "hook/table.h"
@@ -200,12 +209,23 @@ extern struct gp__tab gp__tabs[GP_S_COUNT];
 void gp__drop_owned(uint64_t ctx);
 
 /* Freeing a tracked object takes two steps around the driver call.
- * gp__free_begin takes the record of `key` out if it is of `kind` (so two
- * threads freeing one object cannot both give its charge back) and returns
- * whether it did.  gp__free_end returns 1 when the driver freed it (the
- * caller then gives the charge back) and otherwise puts the record back. */
-int gp__free_begin(enum gp__space sp, uint64_t key, enum gp__kind kind, struct gp__rec *rec);
+ * gp__free_begin takes the record of `key` out if its kind is one of
+ * `kinds` (a mask of GP_KIND bits), so that two threads freeing one object
+ * cannot both give its charge back, and returns whether it did.
+ * gp__free_end returns 1 when the driver freed it (the caller then gives
+ * the charge back) and otherwise puts the record back. */
 int gp__free_end(enum gp__space sp, uint64_t key, const struct gp__rec *rec, CUresult rc);
+#define GP_KIND(k) (1u << (k))
+static inline int gp__free_begin(enum gp__space sp, uint64_t key, unsigned kinds,
+				 struct gp__rec *rec)
+{
+	if (!key || gp__tab_take(&gp__tabs[sp], key, rec))
+		return 0;
+	if (GP_LIKELY(kinds & GP_KIND(rec->kind)))
+		return 1;
+	/* Not a kind this call frees: put it back. */
+	return gp__free_end(sp, key, rec, CUDA_ERROR_INVALID_VALUE);
+}
 
 /* The tenant's view of a card with `limit` bytes of budget of which it
  * uses `used`: total = the budget but never more than the card; free =
@@ -221,30 +241,40 @@ static inline void gp__virtual(uint64_t limit, uint64_t used, uint64_t real_free
 		*vfree = real_free;
 }
 
+/* vmm.c: whether no VMM call that changes device memory is in flight, and
+ * (*calls) how many have begun so far: a window in which this stays quiet
+ * and the count does not move saw no such change. */
+int gp__vmm_quiet(uint32_t *calls);
+
 /* --- reserve.c: memory the driver keeps in reserve ----------------------- */
 
 /* Memory that a pool or the graph allocator holds is charged as the driver
- * reports it, not per allocation.  A reserve is settled by reading the
- * driver's figure and charging the difference. */
+ * reports it, not per allocation (reserve.c explains the lock). */
 struct gp__reserve {
-	int dev;          /* ordinal charged */
-	uint64_t charged; /* bytes charged now */
-	uint64_t gen;     /* bumped on every settle, to order concurrent ones */
+	pthread_mutex_t lock; /* held across reading the driver's figures and
+	                         any call that may grow the reserve */
+	int dev;              /* ordinal charged */
+	uint64_t charged;     /* bytes charged now */
 };
 
-/* Bring `r`'s charge to what `read(arg)` reports.  Concurrent settles are
- * ordered so the newest reading wins; never holds a lock across read(). */
-void gp__reserve_settle(struct gp__reserve *r, CUresult (*read)(void *arg, uint64_t *bytes),
-			void *arg);
-/* Give back all a reserve holds (its pool was destroyed). */
-void gp__reserve_drop(struct gp__reserve *r);
+/* What the reserve must grow by, beyond what is charged, for `size` more
+ * bytes in use when the driver says `used` are in use now (granules).
+ * r->lock held. */
+uint64_t gp__reserve_growth(const struct gp__reserve *r, uint64_t used, uint64_t size);
+
+/* The driver reports the reserve holds `now` bytes: charge or give back the
+ * difference.  r->lock held. */
+void gp__reserve_set(struct gp__reserve *r, uint64_t now);
 
 /* pool.c: bring every pool's charge up to date if frees may have shrunk
  * them since the last look (or always, with `force`).  Called at sync
  * points and before reporting memory. */
 void gp__pools_refresh(int force);
 
-/* ctx.c: bytes one context on `dev` costs (measured once; see ctx.c). */
-uint64_t gp__ctx_cost(int dev);
+/* pool.c: free device pointer `ptr` through call(ptr, arg) -- cuMemFree or
+ * cuMemFreeAsync, which free any kind of allocation -- and give back what
+ * it was charged: its own charge (ALLOC), or its hold on its pool
+ * (ASYNC), whose reserve is settled at the next sync point. */
+CUresult gp__free_ptr(CUdeviceptr ptr, CUresult (*call)(CUdeviceptr ptr, void *arg), void *arg);
 
 #endif

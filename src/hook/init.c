@@ -14,6 +14,7 @@
 
 #include "common/parse.h"
 #include "hook/hook.h"
+#include "hook/limitwarn.h"
 
 extern char **environ;
 
@@ -26,10 +27,19 @@ struct gp__state gp__g = {
 };
 
 static pthread_once_t boot_once = PTHREAD_ONCE_INIT;
+static int atfork_rc; /* pthread_atfork's answer at load */
 
 static void atfork_prepare(void);
 static void atfork_parent(void);
 static void atfork_child(void);
+
+/* The fork handlers are registered when the library is loaded, not at the
+ * first CUDA call: a process that forks before using CUDA must share its
+ * private region with its children (atfork_prepare). */
+__attribute__((constructor)) static void register_atfork(void)
+{
+	atfork_rc = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
 
 static void boot(void)
 {
@@ -53,11 +63,10 @@ static void boot(void)
 		gp__g.boot_rc = rc;
 		return;
 	}
-	rc = pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-	if (rc) {
+	if (atfork_rc) {
 		gp_error("cannot register fork handlers: %s; refusing to initialise CUDA",
-			 strerror(rc));
-		gp__g.boot_rc = -rc;
+			 strerror(atfork_rc));
+		gp__g.boot_rc = -atfork_rc;
 	}
 }
 
@@ -97,6 +106,7 @@ static CUresult probe(int ordinal, struct gp__dev *d)
 	d->limit = gp__config_has_mem(&gp__g.cfg, (unsigned)ordinal)
 			   ? gp_limit_bytes(lim, total)
 			   : 0;
+	gp__limit_warn(&gp__g.cfg, ordinal, total); /* says so if it clamps */
 	if (d->limit > total) /* a budget past the card would be a lie (and
 				 breaks cuDNN, which trusts the total) */
 		d->limit = total;
@@ -146,6 +156,7 @@ static CUresult devices(void)
 		}
 		found[i].slot = slot;
 		gp__g.dev[i] = found[i];
+		pthread_mutex_init(&gp__g.dev[i].ctx_lock, NULL);
 		if (found[i].limit) {
 			char a[32], b[32];
 			gp_info("device %d (%s): budget %s of %s", i, found[i].uuid,
@@ -221,12 +232,27 @@ GP_EXPORT CUresult CUDAAPI cuInit(unsigned int flags)
  * what it inherited.  A child owns none of its parent's CUDA objects and,
  * as with the real driver, cannot use its parent's contexts: it starts
  * with empty tables and takes its own region slot on its first charge. */
+/* Does the environment give this process a memory budget? */
+static int has_budget(void)
+{
+	for (char **e = environ; e && *e; e++)
+		if (strncmp(*e, "GPUPOOL_MEMORY_LIMIT", 20) == 0 ||
+		    strncmp(*e, "CUDA_DEVICE_MEMORY_LIMIT", 24) == 0)
+			return 1;
+	return 0;
+}
+
 static void atfork_prepare(void)
 {
+	/* A budget without GPUPOOL_REGION lives in a region private to the
+	 * process and its forked children: it must exist before the first
+	 * fork, or each child would make one of its own and get a whole
+	 * budget (processes without a budget skip this). */
+	if (has_budget())
+		(void)gp__boot();
 	pthread_mutex_lock(&gp__g.lock);
 	gp__pools_atfork(GP_FORK_PREPARE);
 	gp__graphs_atfork(GP_FORK_PREPARE);
-	gp__reserve_atfork(GP_FORK_PREPARE);
 	for (int s = 0; s < GP_S_COUNT; s++)
 		gp__tab_lock_all(&gp__tabs[s]);
 }
@@ -235,7 +261,6 @@ static void atfork_parent(void)
 {
 	for (int s = GP_S_COUNT; s-- > 0;)
 		gp__tab_unlock_all(&gp__tabs[s]);
-	gp__reserve_atfork(GP_FORK_PARENT);
 	gp__graphs_atfork(GP_FORK_PARENT);
 	gp__pools_atfork(GP_FORK_PARENT);
 	pthread_mutex_unlock(&gp__g.lock);
@@ -245,11 +270,12 @@ static void atfork_child(void)
 {
 	for (int s = 0; s < GP_S_COUNT; s++)
 		gp__tab_reset(&gp__tabs[s]);
-	gp__reserve_atfork(GP_FORK_CHILD);
 	gp__graphs_atfork(GP_FORK_CHILD);
 	gp__pools_atfork(GP_FORK_CHILD);
 	for (unsigned i = 0; i < GP_REGION_MAX_DEVS; i++) {
+		gp__g.dev[i].ctx_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 		gp__g.dev[i].primary_refs = 0;
+		gp__g.dev[i].primary_active = 0;
 		gp__g.dev[i].primary_charge = 0;
 		gp__g.dev[i].primary = NULL;
 	}

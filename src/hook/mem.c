@@ -12,7 +12,8 @@
 #include "hook/hook.h"
 
 /* Charge `bytes` on the current device; fills dev and ctx for the record. */
-static CUresult begin(uint64_t bytes, int *dev, CUcontext *ctx)
+static inline __attribute__((always_inline)) CUresult begin(uint64_t bytes, int *dev,
+							    CUcontext *ctx)
 {
 	CUresult rc = gp__enter();
 
@@ -24,7 +25,8 @@ static CUresult begin(uint64_t bytes, int *dev, CUcontext *ctx)
 }
 
 /* After the driver call: record a success, give back a failure's charge. */
-static CUresult finish(CUresult rc, CUdeviceptr p, int dev, CUcontext ctx, uint64_t bytes)
+static inline __attribute__((always_inline)) CUresult finish(CUresult rc, CUdeviceptr p, int dev,
+							     CUcontext ctx, uint64_t bytes)
 {
 	struct gp__rec rec = {.bytes = bytes, .aux = (uint64_t)(uintptr_t)ctx, .dev = dev,
 			      .kind = GP_K_ALLOC};
@@ -74,15 +76,19 @@ GP_EXPORT CUresult CUDAAPI cuMemAllocManaged(CUdeviceptr *dptr, size_t bytesize,
 	return finish(rc, rc ? 0 : *dptr, dev, ctx, bytes);
 }
 
-/* The driver pads each row to a pitch of its choosing.  We charge the
- * unpadded size first (a lower bound: never refuses what fits) and settle
- * on pitch x height once the driver has answered, failing then if the
- * padding does not fit. */
+/* The driver pads each row to a pitch of its choosing, a multiple of the
+ * pitch alignment: 512 bytes or less on every GPU CUDA supports.  We charge
+ * the worst case for the row width first, so racing threads can never
+ * together hold more than the budget, and settle on pitch x height once the
+ * driver has answered (failing then if a larger pitch than we know does not
+ * fit). */
+#define PITCH_ALIGN 512u
+
 GP_EXPORT CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch,
 					      size_t WidthInBytes, size_t Height,
 					      unsigned int ElementSizeBytes)
 {
-	uint64_t est, real;
+	uint64_t row, est, real;
 	CUcontext ctx;
 	CUresult rc;
 	int dev;
@@ -92,7 +98,8 @@ GP_EXPORT CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch,
 	if (!dptr || !pPitch || WidthInBytes == 0 || Height == 0)
 		return gp__real_cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height,
 						   ElementSizeBytes);
-	if (__builtin_mul_overflow((uint64_t)WidthInBytes, (uint64_t)Height, &est))
+	if (__builtin_add_overflow((uint64_t)WidthInBytes, PITCH_ALIGN - 1, &row) ||
+	    __builtin_mul_overflow(row & ~(uint64_t)(PITCH_ALIGN - 1), (uint64_t)Height, &est))
 		return CUDA_ERROR_OUT_OF_MEMORY; /* no card holds that */
 	est = gp__granules(est);
 	if ((rc = begin(est, &dev, &ctx)))
@@ -109,20 +116,19 @@ GP_EXPORT CUresult CUDAAPI cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch,
 	return finish(rc, *dptr, dev, ctx, real);
 }
 
+static CUresult free_sync(CUdeviceptr ptr, void *arg)
+{
+	(void)arg;
+	return gp__real_cuMemFree_v2(ptr);
+}
+
+/* Any allocation: linear, managed, pitch, or stream-ordered (which the
+ * driver frees after synchronising); a pointer we did not hand out (an IPC
+ * import, garbage) goes to the driver, and nothing is given back. */
 GP_EXPORT CUresult CUDAAPI cuMemFree_v2(CUdeviceptr dptr)
 {
-	struct gp__rec rec;
-	int ours;
-	CUresult rc;
-
 	GP_NEED_REAL(cuMemFree_v2);
-	/* Not ours (an IPC import, a VMM mapping, garbage): the driver
-	 * decides, and nothing is given back. */
-	ours = gp__free_begin(GP_S_PTR, dptr, GP_K_ALLOC, &rec);
-	rc = gp__real_cuMemFree_v2(dptr);
-	if (ours && gp__free_end(GP_S_PTR, dptr, &rec, rc))
-		gp__uncharge(rec.dev, rec.bytes);
-	return rc;
+	return gp__free_ptr(dptr, free_sync, NULL);
 }
 
 /* The tenant's view of device `dev` (gp__virtual).  Returns 0 if the

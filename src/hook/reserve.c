@@ -2,59 +2,39 @@
  *
  * Stream-ordered pools and the graph allocator keep freed memory reserved
  * (it stays taken on the card) until a trim; what counts against the budget
- * is the reserve the driver reports, not the sum of live allocations.  A
- * reserve is settled by reading the driver's figure and charging the
- * difference from what we charged before.  The read is a driver call, so
- * it happens outside any lock; a generation number orders concurrent
- * settles so that a stale reading never overwrites a newer one.
+ * is the reserve the driver reports, not the sum of live allocations.
+ *
+ * Each reserve has a lock that is held across the driver's figures and the
+ * call that may grow the reserve: reading how much is free, charging what
+ * the call can add, making it, and reading the result must be one step, or
+ * two threads that both see room would both skip the charge.  The calls
+ * made under it (an allocation from a pool, a graph launch or upload, a
+ * pool attribute read) never wait for other threads of the program nor call
+ * back into it, so holding it cannot deadlock.
+ *
+ * The invariant: `charged` is never less than what the driver holds, except
+ * by the growth a call under the lock has pre-charged separately.  Growth
+ * only happens under the lock, so the charge a call needs is what the
+ * reserve must hold afterwards beyond `charged`.
  */
 #include "hook/hook.h"
 
-static pthread_mutex_t settle_lock = PTHREAD_MUTEX_INITIALIZER;
-
-void gp__reserve_settle(struct gp__reserve *r, CUresult (*read)(void *arg, uint64_t *bytes),
-			void *arg)
+uint64_t gp__reserve_growth(const struct gp__reserve *r, uint64_t used, uint64_t size)
 {
-	/* Each retry means another settle completed meanwhile; its reading
-	 * is at least as new as ours, so giving up after a few is safe. */
-	for (int tries = 0; tries < 4; tries++) {
-		uint64_t gen = __atomic_load_n(&r->gen, __ATOMIC_ACQUIRE), now;
+	uint64_t need;
 
-		if (read(arg, &now) != CUDA_SUCCESS)
-			return;
-		pthread_mutex_lock(&settle_lock);
-		if (r->gen != gen) {
-			pthread_mutex_unlock(&settle_lock);
-			continue;
-		}
-		/* Forced: the driver already holds this memory. */
-		if (now > r->charged)
-			(void)gp__charge(r->dev, now - r->charged, 1);
-		else if (now < r->charged)
-			gp__uncharge(r->dev, r->charged - now);
-		r->charged = now;
-		__atomic_store_n(&r->gen, gen + 1, __ATOMIC_RELEASE);
-		pthread_mutex_unlock(&settle_lock);
-		return;
-	}
+	if (__builtin_add_overflow(used, size, &need))
+		return UINT64_MAX & ~(GP_GRANULE - 1);
+	need = gp__granules(need);
+	return need > r->charged ? need - r->charged : 0;
 }
 
-/* Forget a reserve (its owner is gone): give back what it holds. */
-void gp__reserve_drop(struct gp__reserve *r)
+void gp__reserve_set(struct gp__reserve *r, uint64_t now)
 {
-	pthread_mutex_lock(&settle_lock);
-	gp__uncharge(r->dev, r->charged);
-	r->charged = 0;
-	r->gen++;
-	pthread_mutex_unlock(&settle_lock);
-}
-
-void gp__reserve_atfork(enum gp__fork_phase phase)
-{
-	if (phase == GP_FORK_PREPARE)
-		pthread_mutex_lock(&settle_lock);
-	else if (phase == GP_FORK_PARENT)
-		pthread_mutex_unlock(&settle_lock);
-	else
-		settle_lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	/* Forced: the driver already holds this memory. */
+	if (now > r->charged)
+		(void)gp__charge(r->dev, now - r->charged, 1);
+	else if (now < r->charged)
+		gp__uncharge(r->dev, r->charged - now);
+	r->charged = now;
 }

@@ -3,8 +3,9 @@
  * The hook remembers what it charged for each allocation, array, VMM handle
  * and context, and finds it again on free.  Lookups are on the allocation
  * path of every CUDA program, so the map is sharded (16 locks, picked by the
- * key's hash: threads allocating concurrently rarely meet) and each shard is
- * an open-addressing array with linear probing and backward-shift deletion
+ * key's hash: threads allocating concurrently rarely meet; each lock a
+ * futex word that costs one atomic instruction each way when uncontended)
+ * and each shard is an open-addressing array with linear probing and backward-shift deletion
  * (no tombstones, no per-entry allocation).  Key 0 is never stored: no
  * device pointer or handle is 0.
  */
@@ -21,7 +22,7 @@ struct gp__rec;
 struct gp__tab_slot;
 
 struct gp__tab_shard {
-	pthread_mutex_t lock;
+	uint32_t lock;              /* 0 free, 1 held, 2 held with waiters */
 	struct gp__tab_slot *slots; /* cap entries; key 0 = empty */
 	uint32_t cap;               /* power of two, or 0 before first use */
 	uint32_t len;
@@ -33,7 +34,7 @@ struct gp__tab {
 
 #define GP_TAB_INIT                                                          \
 	{ .shard = { [0 ... GP_TAB_SHARDS - 1] = {                             \
-		.lock = PTHREAD_MUTEX_INITIALIZER, .slots = 0, .cap = 0, .len = 0 } } }
+		.lock = 0, .slots = 0, .cap = 0, .len = 0 } } }
 
 /* Insert or replace.  Returns 0 or -ENOMEM. */
 int gp__tab_put(struct gp__tab *t, uint64_t key, const struct gp__rec *rec)

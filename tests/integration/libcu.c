@@ -9,6 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+const CUmemAllocationProp cu_vmm_prop0 = {
+	.type = CU_MEM_ALLOCATION_TYPE_PINNED,
+	.location = {.type = CU_MEM_LOCATION_TYPE_DEVICE, .id = 0},
+};
+
 void gpt_child_dispatch(int argc, char **argv, const struct gpt_child *table)
 {
 	sigset_t set;
@@ -112,6 +117,48 @@ void out_meminfo(const char *prefix)
 	out(k, "%zu", f);
 	snprintf(k, sizeof k, "%s_total", prefix);
 	out(k, "%zu", t);
+}
+
+void out_free(const char *key)
+{
+	size_t f, t;
+
+	cu_ok(cuMemGetInfo_v2(&f, &t), "cuMemGetInfo");
+	out(key, "%zu", f);
+}
+
+size_t cu_charged(void)
+{
+	size_t f, t;
+
+	cu_ok(cuMemGetInfo_v2(&f, &t), "cuMemGetInfo");
+	return t - f;
+}
+
+nvmlDevice_t out_nvml_memory(unsigned dev, const char *v1, const char *v2)
+{
+	nvmlDevice_t h;
+	nvmlMemory_t m;
+	nvmlMemory_v2_t m2 = {.version = nvmlMemory_v2};
+	char k[64];
+
+	if (nvmlInit_v2() || nvmlDeviceGetHandleByIndex_v2(dev, &h) ||
+	    nvmlDeviceGetMemoryInfo(h, &m) || nvmlDeviceGetMemoryInfo_v2(h, &m2))
+		exit(96);
+#define OUT(prefix, key, v)                                                        \
+	do {                                                                       \
+		snprintf(k, sizeof k, "%s_%s", prefix, key);                       \
+		out(k, "%llu", (unsigned long long)(v));                           \
+	} while (0)
+	OUT(v1, "total", m.total);
+	OUT(v1, "used", m.used);
+	OUT(v1, "free", m.free);
+	OUT(v2, "total", m2.total);
+	OUT(v2, "reserved", m2.reserved);
+	OUT(v2, "used", m2.used);
+	OUT(v2, "free", m2.free);
+#undef OUT
+	return h;
 }
 
 void child_wait_go(void)

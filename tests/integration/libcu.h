@@ -13,6 +13,7 @@
 #include <cuda.h>
 #include <stdint.h>
 
+#include "common/nvml.h"
 #include "integration/libtest.h"
 
 #define MiB (1ULL << 20)
@@ -21,6 +22,12 @@
 /* The simulator's cost of one context on an H100-SXM-80GB (132 SMs):
  * 256 MiB + 2 MiB per SM.  See docs/sim.md. */
 #define SIM_CTX_H100 ((256ULL + 2 * 132) << 20)
+/* The simulator's driver reservation per device (docs/sim.md): never
+ * allocatable; NVML v2 reports it as reserved, v1 counts it as used. */
+#define SIM_RESERVED (64 * MiB)
+
+/* cuMemCreate's properties for plain device memory on device 0. */
+extern const CUmemAllocationProp cu_vmm_prop0;
 
 struct gpt_child {
 	const char *name;
@@ -60,5 +67,16 @@ void cu_ok(CUresult rc, const char *what);
 void cu_setup(int dev);
 /* In children: cuMemGetInfo as key_free= / key_total=. */
 void out_meminfo(const char *prefix);
+/* In children: cuMemGetInfo's free bytes alone, as key=. */
+void out_free(const char *key);
+/* In children: what the tenant is charged on the current device, in the
+ * budget's view under the hook: cuMemGetInfo's total - free. */
+size_t cu_charged(void);
+/* In children: NVML's memory figures for device `dev` (what nvidia-smi
+ * shows): v1 as <v1>_total/_used/_free, v2 as <v2>_total/_reserved/_used/
+ * _free.  Leaves NVML initialized, for more queries on the handle it
+ * returns (the caller calls nvmlShutdown); exits 96 if NVML fails, before
+ * reporting anything. */
+nvmlDevice_t out_nvml_memory(unsigned dev, const char *v1, const char *v2);
 
 #endif

@@ -1,7 +1,7 @@
 /* test_hook_multi.c - one budget under concurrency: threads and processes
  * never over-admit, a SIGKILLed process's budget comes back within a
- * second, forked children are accounted, and per-device budgets follow
- * CUDA_VISIBLE_DEVICES. */
+ * second, forked children are accounted, per-device budgets follow
+ * CUDA_VISIBLE_DEVICES, and a stopped process makes nobody wait. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -377,9 +377,103 @@ static void test_visible_devices(void **state)
 	assert_int_equal(gpt_get_u64(&p, "nvml1_total"), 40 * GiB);
 }
 
+/* --- a stopped process ---------------------------------------------------- */
+
+/* Allocate and free as fast as possible until killed: the process the test
+ * stops at random moments, inside the hook's accounting or the driver's
+ * as it happens. */
+static int child_churn(int argc, char **argv)
+{
+	CUdeviceptr p;
+
+	(void)argc;
+	(void)argv;
+	cu_setup(0);
+	out("ready", "1");
+	for (;;) {
+		if (cuMemAlloc_v2(&p, 64 * MiB) == CUDA_SUCCESS)
+			cuMemFree_v2(p);
+	}
+	return 0;
+}
+
+/* At each go: one allocation and free, timed, reported as r<N>=<us>. */
+static int child_probe(int argc, char **argv)
+{
+	CUdeviceptr p;
+	char key[16];
+
+	(void)argc;
+	(void)argv;
+	cu_setup(0);
+	out("ready", "1");
+	for (int n = 0;; n++) {
+		double t0;
+		child_wait_go();
+		t0 = now_s();
+		cu_ok(cuMemAlloc_v2(&p, 64 * MiB), "alloc");
+		cu_ok(cuMemFree_v2(p), "free");
+		snprintf(key, sizeof key, "r%d", n);
+		out(key, "%.0f", (now_s() - t0) * 1e6);
+	}
+	return 0;
+}
+
+/* A process of the tenant stopped (SIGSTOP) at a random point of its
+ * allocation loop, possibly inside the region's accounting, must not make
+ * another process's allocation wait (docs/hook.md, "The lock, and its
+ * waiting rule"): charges take no lock. */
+static void test_stopped_process_blocks_nobody(void **state)
+{
+	struct gpt_proc churn, probe;
+	const char *env[] = {gpt_env_state(), NULL, "GPUPOOL_MEMORY_LIMIT=8GiB", NULL};
+	unsigned seed = 42, worst = 0;
+	char key[16];
+	int status;
+
+	(void)state;
+	env[1] = gpt_env_region();
+	assert_int_equal(gpt_spawn_child(&churn, "churn", NULL, env, GPT_HOOK), 0);
+	assert_int_equal(gpt_spawn_child(&probe, "probe", NULL, env, GPT_HOOK), 0);
+	if (gpt_wait_for(&churn, "ready", 30000) || gpt_wait_for(&probe, "ready", 30000)) {
+		kill(churn.pid, SIGKILL);
+		fail_msg("children did not start:\n%s\n%s", churn.out, probe.out);
+	}
+	for (int n = 0; n < 300; n++) {
+		struct timespec pause = {0, (long)(rand_r(&seed) % 2000) * 1000};
+		unsigned us;
+
+		nanosleep(&pause, NULL);
+		kill(churn.pid, SIGSTOP);
+		if (waitpid(churn.pid, &status, WUNTRACED) != churn.pid || !WIFSTOPPED(status))
+			break;
+		gpt_go(&probe);
+		snprintf(key, sizeof key, "r%d", n);
+		if (gpt_wait_for(&probe, key, 5000)) {
+			kill(churn.pid, SIGKILL);
+			kill(probe.pid, SIGKILL);
+			fail_msg("round %d: an allocation waited more than 5 s for a stopped "
+				 "process", n);
+		}
+		us = (unsigned)gpt_get_u64(&probe, key);
+		worst = us > worst ? us : worst;
+		kill(churn.pid, SIGCONT);
+	}
+	kill(churn.pid, SIGKILL);
+	kill(probe.pid, SIGKILL);
+	gpt_wait(&churn, 10000);
+	gpt_wait(&probe, 10000);
+	printf("# 300 rounds: the slowest allocation+free took %u us\n", worst);
+	/* Nothing waits for the stopped process: far below the 2 s a stopped
+	 * lock holder used to cost. */
+	assert_true(worst < 200000);
+}
+
 static const struct gpt_child children[] = {
 	{"storm", child_storm},
 	{"grab", child_grab},
+	{"churn", child_churn},
+	{"probe", child_probe},
 	{"hold", child_hold},
 	{"watch", child_watch},
 	{"fork_worker", child_fork_worker},
@@ -397,6 +491,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sigkill_gives_budget_back),
 		cmocka_unit_test(test_fork),
 		cmocka_unit_test(test_visible_devices),
+		cmocka_unit_test(test_stopped_process_blocks_nobody),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
