@@ -45,16 +45,19 @@ static int fail(char *err, size_t n, const char *name, const char *value, const 
 	return -EINVAL;
 }
 
-/* A memory limit into *out.  HAMi writes 0 for "no limit here": that is
- * treated as unset, so *out keeps what it had (a per-device 0 leaves the
- * global limit in force: a device never ends up unlimited by accident). */
+/* A memory limit into *out, and into *var the environment entry it came
+ * from ("NAME=value": v points just past its '=').  HAMi writes 0 for "no
+ * limit here": that is treated as unset, so both keep what they had (a
+ * per-device 0 leaves the global limit in force: a device never ends up
+ * unlimited by accident). */
 static int parse_mem(const char *name, const char *v, int hami, struct gp_limit *out,
-		     char *err, size_t n)
+		     const char **var, char *err, size_t n)
 {
 	int rc;
 
 	if (hami && strcmp(v, "0") == 0)
 		return 0;
+	*var = v - strlen(name) - 1;
 	rc = gp_parse_limit(v, out);
 	if (rc == -ERANGE)
 		return fail(err, n, name, v,
@@ -138,6 +141,7 @@ int gp__config_parse(struct gp__config *c, char *const *envp, char *err, size_t 
 	const char *v, *name;
 	char ours[64], hami[64];
 	struct gp_limit all_mem = {0, 0};
+	const char *all_var = NULL;
 	unsigned all_core = 0;
 	int rc, word;
 
@@ -152,8 +156,9 @@ int gp__config_parse(struct gp__config *c, char *const *envp, char *err, size_t 
 		return fail(err, n, "GPUPOOL_LOG", v, "not one of error, warn, info, debug");
 
 	v = pick(envp, "GPUPOOL_MEMORY_LIMIT", "CUDA_DEVICE_MEMORY_LIMIT", &name);
-	if (v && (rc = parse_mem(name, v, name[0] == 'C', &all_mem, err, n)))
+	if (v && (rc = parse_mem(name, v, name[0] == 'C', &all_mem, &all_var, err, n)))
 		return rc;
+
 	v = pick(envp, "GPUPOOL_CORE_LIMIT", "CUDA_DEVICE_SM_LIMIT", &name);
 	if (v && (rc = parse_core(name, v, name[0] == 'C', &all_core, err, n)))
 		return rc;
@@ -161,9 +166,12 @@ int gp__config_parse(struct gp__config *c, char *const *envp, char *err, size_t 
 		snprintf(ours, sizeof ours, "GPUPOOL_MEMORY_LIMIT_%u", i);
 		snprintf(hami, sizeof hami, "CUDA_DEVICE_MEMORY_LIMIT_%u", i);
 		c->mem[i] = all_mem;
+		c->mem_var[i] = all_var;
 		v = pick(envp, ours, hami, &name);
-		if (v && (rc = parse_mem(name, v, name[0] == 'C', &c->mem[i], err, n)))
+		if (v && (rc = parse_mem(name, v, name[0] == 'C', &c->mem[i], &c->mem_var[i], err,
+					 n)))
 			return rc;
+
 		snprintf(ours, sizeof ours, "GPUPOOL_CORE_LIMIT_%u", i);
 		snprintf(hami, sizeof hami, "CUDA_DEVICE_SM_LIMIT_%u", i);
 		c->core[i] = all_core;

@@ -30,6 +30,9 @@ struct gp__config {
 	struct gp_limit mem[GP_CONFIG_MAX_DEVS]; /* per visible device; a zero
 	                                          limit (bytes = ppm = 0)
 	                                          means unlimited */
+	const char *mem_var[GP_CONFIG_MAX_DEVS]; /* the "NAME=value" entry of
+	                                          envp each limit came from,
+	                                          for messages; NULL: none */
 	unsigned core[GP_CONFIG_MAX_DEVS]; /* compute share 1-100; 0 = none */
 	enum gp_core_policy policy;
 	enum gp_priority priority;

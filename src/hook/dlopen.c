@@ -38,15 +38,12 @@ NO_SANITIZE static void *no_dlopen(const char *file, int flags)
 	return NULL;
 }
 
+void *gp__glibc_next(const char *name); /* dlsym.c */
+
 NO_SANITIZE static void find_real_dlopen(void)
 {
-	/* dlvsym is not interposed: this is glibc's own lookup.  2.34 moved
-	 * dlopen into libc; the others are the x86-64 and aarch64 bases. */
-	static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5", "GLIBC_2.17"};
-	void *p = NULL;
+	void *p = gp__glibc_next("dlopen");
 
-	for (size_t i = 0; i < sizeof versions / sizeof *versions && !p; i++)
-		p = dlvsym(RTLD_NEXT, "dlopen", versions[i]);
 	__atomic_store_n(&gp__real_dlopen, p ? (void *(*)(const char *, int))p : no_dlopen,
 			 __ATOMIC_RELEASE);
 }

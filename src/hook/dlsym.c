@@ -32,15 +32,24 @@ NO_SANITIZE static void *no_dlsym(void *handle, const char *name)
 	return NULL;
 }
 
-NO_SANITIZE static void find_real_dlsym(void)
+/* glibc's own definition of `name` (dlsym or dlopen), or NULL.  dlvsym is
+ * not interposed, so this is glibc's lookup.  Versions: 2.34 moved the dl*
+ * functions into libc; the others are the x86-64 and aarch64 bases. */
+void *gp__glibc_next(const char *name);
+NO_SANITIZE void *gp__glibc_next(const char *name)
 {
-	/* dlvsym is not interposed, so this is glibc's own lookup. Versions:
-	 * 2.34 moved dlsym into libc; older x86-64 and aarch64 bases. */
 	static const char *const versions[] = {"GLIBC_2.34", "GLIBC_2.2.5", "GLIBC_2.17"};
 	void *p = NULL;
 
 	for (size_t i = 0; i < sizeof versions / sizeof *versions && !p; i++)
-		p = dlvsym(RTLD_NEXT, "dlsym", versions[i]);
+		p = dlvsym(RTLD_NEXT, name, versions[i]);
+	return p;
+}
+
+NO_SANITIZE static void find_real_dlsym(void)
+{
+	void *p = gp__glibc_next("dlsym");
+
 	__atomic_store_n(&gp__real_dlsym, p ? (void *(*)(void *, const char *))p : no_dlsym,
 			 __ATOMIC_RELEASE);
 }

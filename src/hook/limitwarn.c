@@ -20,26 +20,6 @@ static const struct {
 	{"CUDA_DEVICE_SM_LIMIT_", 1},
 };
 
-/* The variable device i's memory limit comes from, found in the order
- * config.c picks them (per device before all devices, ours before HAMi's):
- * its name in `name` and its value in *value; NULL if none is set. */
-static const char *mem_source(unsigned i, char *name, size_t n, const char **value)
-{
-	static const char *const base[] = {"GPUPOOL_MEMORY_LIMIT", "CUDA_DEVICE_MEMORY_LIMIT"};
-
-	for (int all = 0; all < 2; all++) {
-		for (size_t k = 0; k < sizeof base / sizeof *base; k++) {
-			if (all)
-				snprintf(name, n, "%s", base[k]);
-			else
-				snprintf(name, n, "%s_%u", base[k], i);
-			if ((*value = getenv(name)))
-				return name;
-		}
-	}
-	return NULL;
-}
-
 /* Per-device variables for visible devices ndev and up. */
 static void warn_missing(int ndev)
 {
@@ -63,8 +43,7 @@ void gp__limit_warn(const struct gp__config *cfg, int ordinal, uint64_t physical
 	/* One bit per ordinal: devices can be set up again after a failure,
 	 * or by two threads at once. */
 	static unsigned warned;
-	char name[64], size[32];
-	const char *v = NULL;
+	char size[32];
 	uint64_t limit;
 	int n;
 
@@ -78,9 +57,9 @@ void gp__limit_warn(const struct gp__config *cfg, int ordinal, uint64_t physical
 	if (!gp__config_has_mem(cfg, (unsigned)ordinal))
 		return;
 	limit = gp_limit_bytes(&cfg->mem[ordinal], physical);
-	if (limit <= physical || !mem_source((unsigned)ordinal, name, sizeof name, &v))
+	if (limit <= physical || !cfg->mem_var[ordinal])
 		return;
 	gp_format_size(physical, size, sizeof size);
-	gp_warn("%s=%s is larger than device %d (%s): clamped to %s", name, v, ordinal, size,
-		size);
+	gp_warn("%s is larger than device %d (%s): clamped to %s", cfg->mem_var[ordinal], ordinal,
+		size, size);
 }
