@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/counter.h"
 #include "common/lease.h"
 #include "common/llock.h"
 
@@ -128,16 +129,6 @@ static void unlock(struct gp_region *r)
 	gp_llock_unlock(&r->hdr->lock.word);
 }
 
-/* *v -= by, never below 0 (a corrupt file must not wrap a figure round). */
-static void sub_clamped(uint64_t *v, uint64_t by)
-{
-	uint64_t old = __atomic_load_n(v, __ATOMIC_RELAXED);
-
-	while (!__atomic_compare_exchange_n(v, &old, old > by ? old - by : 0, 1,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
-		;
-}
-
 /* Give back everything proc[i] holds and free the slot.  The caller holds
  * the slot's lease (its owner is dead) and this process's sweep lock, so
  * nobody else writes the slot; the exchange makes a second reclaimer of
@@ -149,7 +140,7 @@ static void reclaim(struct gp_region_hdr *h, unsigned i)
 	for (unsigned d = 0; d < GP_REGION_MAX_DEVS; d++) {
 		uint64_t u = __atomic_exchange_n(&p->used[d], 0, __ATOMIC_ACQ_REL);
 		if (u)
-			sub_clamped(&h->dev[d].used, u);
+			(void)gp_counter_take(&h->dev[d].used, u);
 	}
 	__atomic_store_n(&p->pid, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&p->state, GP_PROC_FREE, __ATOMIC_RELEASE);
@@ -281,20 +272,15 @@ static inline __attribute__((always_inline)) int charge_once(struct gp_region *r
 {
 	struct gp_region_hdr *h = r->hdr;
 	struct gp_region_dev *d = &h->dev[dev];
-	uint64_t limit = __atomic_load_n(&d->limit, __ATOMIC_RELAXED);
-	uint64_t u = __atomic_load_n(&d->used, __ATOMIC_RELAXED), peak;
+	uint64_t limit = __atomic_load_n(&d->limit, __ATOMIC_RELAXED), u, peak;
 
-	do {
-		if (!force && limit && (bytes > limit || u > limit - bytes)) {
-			__atomic_add_fetch(&d->refused, 1, __ATOMIC_RELAXED);
-			return -ENOMEM;
-		}
-		if (u + bytes < u)
-			return -ENOMEM; /* a corrupt figure; never wrap */
-	} while (!__atomic_compare_exchange_n(&d->used, &u, u + bytes, 1, __ATOMIC_ACQ_REL,
-					      __ATOMIC_RELAXED));
+	/* Forced, or no budget: only a wrap is refused (a corrupt figure). */
+	if (gp_counter_admit(&d->used, force || !limit ? UINT64_MAX : limit, bytes)) {
+		__atomic_add_fetch(&d->refused, 1, __ATOMIC_RELAXED);
+		return -ENOMEM;
+	}
 	__atomic_add_fetch(&h->proc[r->slot].used[dev], bytes, __ATOMIC_RELAXED);
-	u += bytes;
+	u = __atomic_load_n(&d->used, __ATOMIC_RELAXED);
 	peak = __atomic_load_n(&d->peak, __ATOMIC_RELAXED);
 	while (u > peak && !__atomic_compare_exchange_n(&d->peak, &peak, u, 1, __ATOMIC_RELAXED,
 							__ATOMIC_RELAXED))
@@ -325,20 +311,13 @@ void gp_region_uncharge(struct gp_region *r, unsigned dev, uint64_t bytes)
 {
 	struct gp_region_hdr *h = r->hdr;
 	int slot = __atomic_load_n(&r->slot, __ATOMIC_ACQUIRE);
-	uint64_t *mine, old;
 
 	if (dev >= GP_REGION_MAX_DEVS || bytes == 0 || slot < 0)
 		return;
 	/* Never more than we hold: no underflow, whatever the caller says. */
-	mine = &h->proc[slot].used[dev];
-	old = __atomic_load_n(mine, __ATOMIC_RELAXED);
-	do {
-		if (bytes > old)
-			bytes = old;
-	} while (!__atomic_compare_exchange_n(mine, &old, old - bytes, 1, __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
+	bytes = gp_counter_take(&h->proc[slot].used[dev], bytes);
 	if (bytes)
-		sub_clamped(&h->dev[dev].used, bytes);
+		(void)gp_counter_take(&h->dev[dev].used, bytes);
 }
 
 void gp_region_usage(struct gp_region *r, unsigned dev, uint64_t *limit,

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/counter.h"
 #include "common/lease.h"
 #include "common/log.h"
 #include "common/rmutex.h"
@@ -258,33 +259,7 @@ struct gp_sim_hdr *gp__sim_machine(void)
 	return st.hdr;
 }
 
-/* --- lock-free arithmetic on shared figures ------------------------------ */
-
-/* Subtract up to `bytes` from *v, never below zero; returns what it took. */
-static uint64_t take(uint64_t *v, uint64_t bytes)
-{
-	uint64_t cur = __atomic_load_n(v, __ATOMIC_RELAXED), t;
-
-	do {
-		t = cur < bytes ? cur : bytes;
-	} while (t && !__atomic_compare_exchange_n(v, &cur, cur - t, 1, __ATOMIC_SEQ_CST,
-						   __ATOMIC_RELAXED));
-	return t;
-}
-
-/* Raise the admission counter *used by `bytes` if it stays at or under
- * `limit`.  0 or -ENOMEM. */
-static int admit(uint64_t *used, uint64_t limit, uint64_t bytes)
-{
-	uint64_t cur = __atomic_load_n(used, __ATOMIC_RELAXED);
-
-	do {
-		if (cur > limit || bytes > limit - cur)
-			return -ENOMEM;
-	} while (!__atomic_compare_exchange_n(used, &cur, cur + bytes, 1, __ATOMIC_SEQ_CST,
-					      __ATOMIC_RELAXED));
-	return 0;
-}
+/* --- lock-free figures (common/counter.h) ------------------------------- */
 
 /* A process's figure changed (see `changes` in state.h). */
 static void changed(struct gp_sim_hdr *h)
@@ -316,7 +291,7 @@ static int reclaim(struct gp_sim_hdr *h, unsigned i, int may_wait)
 			uint64_t u = __atomic_exchange_n(&p->used[d], 0, __ATOMIC_SEQ_CST);
 			if (u) {
 				changed(h);
-				take(&h->dev[d].used, u);
+				gp_counter_take(&h->dev[d].used, u);
 			}
 			__atomic_store_n(&p->contexts[d], 0, __ATOMIC_RELAXED);
 		}
@@ -427,7 +402,7 @@ static int charge_once(unsigned dev, uint64_t bytes)
 	uint64_t total = h->cfg.gpu[dev].memory;
 	uint64_t limit = total > GP_SIM_DRIVER_RESERVED ? total - GP_SIM_DRIVER_RESERVED : 0;
 
-	if (admit(&h->dev[dev].used, limit, bytes))
+	if (gp_counter_admit(&h->dev[dev].used, limit, bytes))
 		return -ENOMEM;
 	__atomic_add_fetch(&h->proc[st.slot].used[dev], bytes, __ATOMIC_SEQ_CST);
 	changed(h);
@@ -458,10 +433,10 @@ void gp__sim_uncharge(unsigned dev, uint64_t bytes)
 	if (!h || st.slot < 0 || dev >= h->cfg.n || bytes == 0)
 		return;
 	/* Never more than we hold: no underflow, whatever the caller says. */
-	bytes = take(&h->proc[st.slot].used[dev], bytes);
+	bytes = gp_counter_take(&h->proc[st.slot].used[dev], bytes);
 	if (bytes) {
 		changed(h);
-		take(&h->dev[dev].used, bytes);
+		gp_counter_take(&h->dev[dev].used, bytes);
 	}
 }
 
@@ -477,7 +452,7 @@ void gp__sim_uncharge_slot(unsigned slot, uint64_t gen, unsigned dev, uint64_t b
 	if (__atomic_load_n(&p->gen, __ATOMIC_SEQ_CST) != gen ||
 	    __atomic_load_n(&p->state, __ATOMIC_SEQ_CST) != GP_SIM_PROC_ACTIVE)
 		return; /* gone: its memory came back with its slot */
-	t = take(&p->used[dev], bytes);
+	t = gp_counter_take(&p->used[dev], bytes);
 	if (!t)
 		return;
 	changed(h);
@@ -488,7 +463,7 @@ void gp__sim_uncharge_slot(unsigned slot, uint64_t gen, unsigned dev, uint64_t b
 		changed(h);
 		return;
 	}
-	take(&h->dev[dev].used, t);
+	gp_counter_take(&h->dev[dev].used, t);
 }
 
 void gp__sim_count_context(unsigned dev, int delta)
