@@ -35,7 +35,8 @@ COMMON_SRC := $(wildcard src/common/*.c)
 REGION_SRC := $(wildcard src/region/*.c)
 HOOK_SRC := $(wildcard src/hook/*.c) $(wildcard src/hook/*_$(ARCH).S)
 SIM_NVML_SRC := $(wildcard src/sim/nvml*.c)
-SIM_CUDA_SRC := $(filter-out $(SIM_NVML_SRC),$(wildcard src/sim/*.c))
+SIM_CTL_SRC := src/sim/simctl.c
+SIM_CUDA_SRC := $(filter-out $(SIM_NVML_SRC) $(SIM_CTL_SRC),$(wildcard src/sim/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 NET_SRC := $(wildcard src/net/*.c)
 SCHED_SRC := $(wildcard src/sched/*.c)
@@ -50,6 +51,7 @@ REGION_OBJ := $(call obj,$(REGION_SRC))
 HOOK_OBJ := $(call obj,$(HOOK_SRC))
 SIM_CUDA_OBJ := $(call obj,$(SIM_CUDA_SRC))
 SIM_NVML_OBJ := $(call obj,$(SIM_NVML_SRC))
+SIM_CTL_OBJ := $(call obj,$(SIM_CTL_SRC))
 CLI_OBJ := $(call obj,$(CLI_SRC))
 NET_OBJ := $(call obj,$(NET_SRC)) $(GEN_OBJ)
 SCHED_OBJ := $(call obj,$(SCHED_SRC))
@@ -65,11 +67,12 @@ PARTS := $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgphook.a \
 HOOK_LIB := $(B)/libgpupool.so
 SIM_CUDA := $(B)/sim/libcuda.so.1
 SIM_NVML := $(B)/sim/libnvidia-ml.so.1
+SIM_CTL := $(B)/sim/gpupool-simctl
 CLI := $(B)/gpupool
 DEPS_OK := $(B)/.deps-ok
 
 .PHONY: all test check demo bench fuzz fuzzers clean deps
-all: $(HOOK_LIB) $(SIM_CUDA) $(SIM_NVML) $(CLI)
+all: $(HOOK_LIB) $(SIM_CUDA) $(SIM_NVML) $(SIM_CTL) $(CLI)
 
 # --- dependencies -----------------------------------------------------------
 $(DEPS_OK): scripts/install-deps
@@ -140,6 +143,11 @@ $(SIM_NVML): $(SIM_NVML_OBJ) $(COMMON_OBJ) $(SIM_CUDA) src/sim/libnvidia-ml.map
 		-Wl,--version-script=src/sim/libnvidia-ml.map -Wl,-rpath,'$$ORIGIN' \
 		-o $@ $(SIM_NVML_OBJ) $(COMMON_OBJ) -L$(B)/sim -l:libcuda.so.1 $(LDLIBS)
 	ln -sf libnvidia-ml.so.1 $(B)/sim/libnvidia-ml.so
+# Fault injection into a simulated machine (docs/sim.md): linked with the
+# simulated driver like NVML, RUNPATH $ORIGIN so it runs as is.
+$(SIM_CTL): $(SIM_CTL_OBJ) $(COMMON_OBJ) $(SIM_CUDA)
+	$(CC) $(SAN) -Wl,-rpath,'$$ORIGIN' -o $@ $(SIM_CTL_OBJ) $(COMMON_OBJ) \
+		-L$(B)/sim -l:libcuda.so.1 $(LDLIBS)
 
 # --- the command ------------------------------------------------------------
 $(CLI): $(CLI_OBJ) $(APP_PARTS)
@@ -175,6 +183,7 @@ $(B)/tests/integration/dso/lib%.so: tests/integration/dso/%.c $(SIM_CUDA) | $(DE
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -shared -o $@ $< -Wl,-rpath,'$$ORIGIN' -L$(B)/sim -lcuda $(LDLIBS)
 $(B)/tests/integration/test_hook_views: $(DSO)
+$(B)/tests/integration/test_sim_health: $(SIM_CTL)
 $(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(PARTS) $(DAEMON_LIBS) $(LDLIBS)

@@ -119,6 +119,61 @@ typedef struct nvmlPciInfo_st {
 	char busId[NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE];
 } nvmlPciInfo_t;
 
+/* How far apart two GPUs are in the PCIe tree (nvmlDeviceGetTopologyCommonAncestor). */
+typedef enum nvmlGpuLevel_enum {
+	NVML_TOPOLOGY_INTERNAL = 0,    /* the same device */
+	NVML_TOPOLOGY_SINGLE = 10,     /* one PCIe switch */
+	NVML_TOPOLOGY_MULTIPLE = 20,   /* several PCIe switches, no host bridge */
+	NVML_TOPOLOGY_HOSTBRIDGE = 30, /* one host bridge */
+	NVML_TOPOLOGY_NODE = 40,       /* host bridges of one NUMA node */
+	NVML_TOPOLOGY_SYSTEM = 50,     /* across NUMA nodes (SMP interconnect) */
+} nvmlGpuTopologyLevel_t;
+
+typedef enum nvmlEnableState_enum {
+	NVML_FEATURE_DISABLED = 0,
+	NVML_FEATURE_ENABLED = 1,
+} nvmlEnableState_t;
+
+/* NVLink links a device may have (link numbers 0 .. NVML_NVLINK_MAX_LINKS - 1). */
+#define NVML_NVLINK_MAX_LINKS 18
+
+/* What is at the far end of an NVLink. */
+typedef enum nvmlIntNvLinkDeviceType_enum {
+	NVML_NVLINK_DEVICE_TYPE_GPU = 0x00,
+	NVML_NVLINK_DEVICE_TYPE_IBMNPU = 0x01,
+	NVML_NVLINK_DEVICE_TYPE_SWITCH = 0x02,
+	NVML_NVLINK_DEVICE_TYPE_UNKNOWN = 0xFF,
+} nvmlIntNvLinkDeviceType_t;
+
+/* ECC error counters: which errors, and since when (volatile: since the
+ * driver loaded; aggregate: over the device's life). */
+typedef enum nvmlMemoryErrorType_enum {
+	NVML_MEMORY_ERROR_TYPE_CORRECTED = 0,
+	NVML_MEMORY_ERROR_TYPE_UNCORRECTED = 1,
+} nvmlMemoryErrorType_t;
+
+typedef enum nvmlEccCounterType_enum {
+	NVML_VOLATILE_ECC = 0,
+	NVML_AGGREGATE_ECC = 1,
+} nvmlEccCounterType_t;
+
+/* Events: a set collects the events of the types registered for each
+ * device (nvmlDeviceRegisterEvents) from then on; nvmlEventSetWait_v2
+ * hands them out one at a time. */
+typedef struct nvmlEventSet_st *nvmlEventSet_t;
+
+typedef struct nvmlEventData_st {
+	nvmlDevice_t device;             /* where it happened */
+	unsigned long long eventType;    /* one nvmlEventType* bit */
+	unsigned long long eventData;    /* the Xid code for Xid events, else 0 */
+	unsigned int gpuInstanceId;      /* 0xFFFFFFFF without MIG */
+	unsigned int computeInstanceId;  /* 0xFFFFFFFF without MIG */
+} nvmlEventData_t;
+
+#define nvmlEventTypeSingleBitEccError 0x0000000000000001LL
+#define nvmlEventTypeDoubleBitEccError 0x0000000000000002LL
+#define nvmlEventTypeXidCriticalError 0x0000000000000008LL
+
 nvmlReturn_t nvmlInit(void);
 nvmlReturn_t nvmlInit_v2(void);
 nvmlReturn_t nvmlInitWithFlags(unsigned int flags);
@@ -159,5 +214,27 @@ nvmlReturn_t nvmlDeviceGetProcessUtilization(nvmlDevice_t device,
 					     nvmlProcessUtilizationSample_t *utilization,
 					     unsigned int *processSamplesCount,
 					     unsigned long long lastSeenTimeStamp);
+
+/* Topology, NUMA, NVLink. */
+nvmlReturn_t nvmlDeviceGetTopologyCommonAncestor(nvmlDevice_t device1, nvmlDevice_t device2,
+						 nvmlGpuTopologyLevel_t *pathInfo);
+nvmlReturn_t nvmlDeviceGetNumaNodeId(nvmlDevice_t device, unsigned int *node);
+nvmlReturn_t nvmlDeviceGetNvLinkState(nvmlDevice_t device, unsigned int link,
+				      nvmlEnableState_t *isActive);
+nvmlReturn_t nvmlDeviceGetNvLinkRemotePciInfo_v2(nvmlDevice_t device, unsigned int link,
+						 nvmlPciInfo_t *pci);
+nvmlReturn_t nvmlDeviceGetNvLinkRemoteDeviceType(nvmlDevice_t device, unsigned int link,
+						 nvmlIntNvLinkDeviceType_t *pNvLinkDeviceType);
+
+/* Health: ECC counters and events. */
+nvmlReturn_t nvmlDeviceGetTotalEccErrors(nvmlDevice_t device, nvmlMemoryErrorType_t errorType,
+					 nvmlEccCounterType_t counterType,
+					 unsigned long long *eccCounts);
+nvmlReturn_t nvmlDeviceGetSupportedEventTypes(nvmlDevice_t device, unsigned long long *eventTypes);
+nvmlReturn_t nvmlEventSetCreate(nvmlEventSet_t *set);
+nvmlReturn_t nvmlDeviceRegisterEvents(nvmlDevice_t device, unsigned long long eventTypes,
+				      nvmlEventSet_t set);
+nvmlReturn_t nvmlEventSetWait_v2(nvmlEventSet_t set, nvmlEventData_t *data, unsigned int timeoutms);
+nvmlReturn_t nvmlEventSetFree(nvmlEventSet_t set);
 
 #endif

@@ -337,7 +337,6 @@ CUresult cuCtxSetCurrent(CUcontext ctx)
 CUresult cuCtxGetCurrent(CUcontext *pctx)
 {
 	GP_SIM_ENTER();
-	GP_SIM_ENTER();
 	if (!pctx)
 		return CUDA_ERROR_INVALID_VALUE;
 	*pctx = (CUcontext)tls_top();

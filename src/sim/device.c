@@ -21,6 +21,7 @@ enum src {
 	BOARD,         /* machine index */
 	PCI_IDS,       /* (device << 16) | vendor */
 	PCI_SUBSYS,
+	HOST_NUMA,     /* the NUMA node NVML reports (gp__sim_gpu_numa) */
 };
 
 static const struct {
@@ -161,7 +162,7 @@ static const struct {
 	{CU_DEVICE_ATTRIBUTE_NUMA_ID, K, -1},
 	{CU_DEVICE_ATTRIBUTE_MULTICAST_SUPPORTED, K, 0},
 	{CU_DEVICE_ATTRIBUTE_MPS_ENABLED, K, 0},
-	{CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID, K, -1},
+	{CU_DEVICE_ATTRIBUTE_HOST_NUMA_ID, HOST_NUMA, 0},
 	{CU_DEVICE_ATTRIBUTE_D3D12_CIG_SUPPORTED, K, 0},
 	{CU_DEVICE_ATTRIBUTE_MEM_DECOMPRESS_ALGORITHM_MASK, K, 0},
 	{CU_DEVICE_ATTRIBUTE_MEM_DECOMPRESS_MAXIMUM_LENGTH, K, 0},
@@ -213,6 +214,7 @@ static int attr_value(enum src src, int k, const struct gp_sim_gpu *g, int index
 	case BOARD: return index;
 	case PCI_IDS: return (int)((m->pci_device << 16) | 0x10de);
 	case PCI_SUBSYS: return (int)((0x16c1u << 16) | 0x10de);
+	case HOST_NUMA: return (int)gp__sim_gpu_numa((unsigned)index, gp__sim_machine()->cfg.n);
 	}
 	return 0;
 }

@@ -12,16 +12,27 @@
 
 /* First match wins, so longer prefixes come first ("L40" before "L4").
  * Figures are those of the public data sheets; the last row is the
- * default (an H100) for models we do not know. */
+ * default (an H100) for models we do not know.  NVLink figures are those
+ * of the SXM form on an HGX baseboard (H100: 18 links over 4 NVSwitches;
+ * A100: 12 over 6); L40, L4 and T4 exist only as PCIe cards.  They apply
+ * only to models named "...SXM..." (gp__sim_gpu_nvlinks). */
 static const struct gp_sim_model models[] = {
-	{"H100", 9, 0, 0x2330, 1980000, 2619000, 5120, 50 * MIB, 233472, 232448, 2048, 32},
-	{"H200", 9, 0, 0x2335, 1980000, 3201000, 6144, 60 * MIB, 233472, 232448, 2048, 32},
-	{"GH200", 9, 0, 0x2342, 1980000, 2619000, 6144, 60 * MIB, 233472, 232448, 2048, 32},
-	{"A100", 8, 0, 0x20b0, 1410000, 1215000, 5120, 40 * MIB, 167936, 166912, 2048, 32},
-	{"L40", 8, 9, 0x26b5, 2490000, 9001000, 384, 96 * MIB, 102400, 101376, 1536, 24},
-	{"L4", 8, 9, 0x27b8, 2040000, 6251000, 192, 48 * MIB, 102400, 101376, 1536, 24},
-	{"T4", 7, 5, 0x1eb8, 1590000, 5001000, 256, 4 * MIB, 65536, 65536, 1024, 16},
-	{"", 9, 0, 0x2330, 1980000, 2619000, 5120, 50 * MIB, 233472, 232448, 2048, 32},
+	{"H100", 9, 0, 0x2330, 1980000, 2619000, 5120, 50 * MIB, 233472, 232448, 2048, 32,
+	 18, 4, 0x22a3},
+	{"H200", 9, 0, 0x2335, 1980000, 3201000, 6144, 60 * MIB, 233472, 232448, 2048, 32,
+	 18, 4, 0x22a3},
+	{"GH200", 9, 0, 0x2342, 1980000, 2619000, 6144, 60 * MIB, 233472, 232448, 2048, 32,
+	 18, 4, 0x22a3},
+	{"A100", 8, 0, 0x20b0, 1410000, 1215000, 5120, 40 * MIB, 167936, 166912, 2048, 32,
+	 12, 6, 0x1af1},
+	{"L40", 8, 9, 0x26b5, 2490000, 9001000, 384, 96 * MIB, 102400, 101376, 1536, 24,
+	 0, 0, 0},
+	{"L4", 8, 9, 0x27b8, 2040000, 6251000, 192, 48 * MIB, 102400, 101376, 1536, 24,
+	 0, 0, 0},
+	{"T4", 7, 5, 0x1eb8, 1590000, 5001000, 256, 4 * MIB, 65536, 65536, 1024, 16,
+	 0, 0, 0},
+	{"", 9, 0, 0x2330, 1980000, 2619000, 5120, 50 * MIB, 233472, 232448, 2048, 32,
+	 12, 6, 0x22a3},
 };
 
 const struct gp_sim_model *gp__sim_model(const char *model)
@@ -193,4 +204,32 @@ unsigned gp__sim_gpu_pci_bus(unsigned index)
 {
 	/* Spread like the buses of an 8-GPU server: 0x18, 0x2a, 0x3c, ... */
 	return (0x18 + 0x12 * index) & 0xff;
+}
+
+unsigned gp__sim_gpu_numa(unsigned index, unsigned n)
+{
+	if (n <= 1)
+		return 0;
+	return index < (n + 1) / 2 ? 0 : 1;
+}
+
+/* Does `s` contain `needle`, ignoring case? */
+static int contains_nocase(const char *s, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *s; s++)
+		if (strncasecmp(s, needle, n) == 0)
+			return 1;
+	return 0;
+}
+
+int gp__sim_gpu_nvlinks(const char *model)
+{
+	/* Only the SXM form has NVLinks to NVSwitches; the PCIe form of the
+	 * same GPU (bridges aside, which the simulator does not model) has
+	 * none, and NVML says NOT_SUPPORTED there. */
+	if (!contains_nocase(model, "SXM"))
+		return 0;
+	return gp__sim_model(model)->nvlinks;
 }

@@ -66,6 +66,9 @@ struct gp_sim_model {
 	int smem_optin;           /* opt-in shared memory per block */
 	int threads_per_sm;       /* resident threads per multiprocessor */
 	int blocks_per_sm;        /* resident blocks per multiprocessor */
+	int nvlinks;              /* NVLinks of its SXM form (all to NVSwitches) */
+	int nvswitches;           /* NVSwitches of that form's baseboard */
+	uint32_t nvswitch_pci_device; /* their PCI device id */
 };
 
 /* Parse a GPUPOOL_SIM_GPUS value ("MODEL:MEMORY:SMS,...").  Returns 0, or
@@ -91,5 +94,14 @@ void gp__sim_gpu_name(const char *model, char *buf, size_t n);
 
 /* PCI bus number of GPU `index` (domain 0, device 0, function 0). */
 unsigned gp__sim_gpu_pci_bus(unsigned index);
+
+/* NUMA node of GPU `index` in a machine of `n` GPUs: 0 when n is 1, else
+ * the first ceil(n/2) GPUs on node 0 and the rest on node 1 (a
+ * two-socket server). */
+unsigned gp__sim_gpu_numa(unsigned index, unsigned n);
+
+/* NVLinks of `model`: the model table's count when the name contains
+ * "SXM" (any case), else 0: PCIe cards have none. */
+int gp__sim_gpu_nvlinks(const char *model);
 
 #endif

@@ -38,11 +38,13 @@ nvmlReturn_t gp__sim_nvml_dev(nvmlDevice_t device, unsigned *index)
 	const struct nvml_dev *d = &devs[(a - lo) / sizeof *devs];
 	if (d->magic != DEV_MAGIC || d->index >= machine()->cfg.n)
 		return NVML_ERROR_INVALID_ARGUMENT;
+	if (gp__sim_lost(d->index))
+		return NVML_ERROR_GPU_IS_LOST;
 	*index = d->index;
 	return NVML_SUCCESS;
 }
 
-static nvmlDevice_t handle_of(unsigned index)
+nvmlDevice_t gp__sim_nvml_handle(unsigned index)
 {
 	return (nvmlDevice_t)(uintptr_t)&devs[index];
 }
@@ -77,7 +79,7 @@ static nvmlReturn_t by_index(unsigned index, nvmlDevice_t *device)
 		return rc;
 	if (!device || index >= machine()->cfg.n)
 		return NVML_ERROR_INVALID_ARGUMENT;
-	*device = handle_of(index);
+	*device = gp__sim_nvml_handle(index);
 	return NVML_SUCCESS;
 }
 
@@ -105,7 +107,7 @@ nvmlReturn_t nvmlDeviceGetHandleByUUID(const char *uuid, nvmlDevice_t *device)
 		char s[GP_SIM_UUID_STR];
 		gp__sim_gpu_uuid_str(i, h->cfg.gpu[i].model, s, sizeof s);
 		if (strcasecmp(s, uuid) == 0) {
-			*device = handle_of(i);
+			*device = gp__sim_nvml_handle(i);
 			return NVML_SUCCESS;
 		}
 	}
@@ -129,7 +131,7 @@ nvmlReturn_t nvmlDeviceGetHandleByPciBusId_v2(const char *pciBusId, nvmlDevice_t
 	}
 	for (unsigned i = 0; i < machine()->cfg.n; i++) {
 		if (domain == 0 && dev == 0 && fn == 0 && bus == gp__sim_gpu_pci_bus(i)) {
-			*device = handle_of(i);
+			*device = gp__sim_nvml_handle(i);
 			return NVML_SUCCESS;
 		}
 	}

@@ -160,7 +160,8 @@ void gp__sim_state_unlock(void)
 
 /* A state file written before the last reboot holds monotonic times of
  * another boot: forget the timelines (its processes are all dead and will
- * be swept). */
+ * be swept), and bring back GPUs that had fallen off the bus, as a reboot
+ * does (ECC counts and the event logs stay: their numbers only grow). */
 static void forget_other_boot(struct gp_sim_hdr *h)
 {
 	char boot[40];
@@ -174,6 +175,7 @@ static void forget_other_boot(struct gp_sim_hdr *h)
 		h->dev[d].busy_until_ns = 0;
 		h->dev[d].head = 0;
 		h->dev[d].count = 0;
+		__atomic_store_n(&h->health[d].lost, 0, __ATOMIC_SEQ_CST);
 	}
 	memcpy(h->boot_id, boot, sizeof boot);
 	gp__sim_state_unlock();

@@ -2,10 +2,11 @@
  *
  * One mapped file (GPUPOOL_SIM_STATE, or a private memfd when unset) holds
  * the configuration, the device memory in use, what each process holds,
- * the exported VMM allocations and the device timelines.  Processes take a
- * slot with a lease (lease.h): when one dies, however it dies, the next
- * process that looks finds the lease free and gives its memory back, as
- * the real driver does when a process goes away.
+ * the exported VMM allocations, the device timelines and each device's
+ * health (fault.h).  Processes take a slot with a lease (lease.h): when
+ * one dies, however it dies, the next process that looks finds the lease
+ * free and gives its memory back, as the real driver does when a process
+ * goes away.
  *
  * Memory figures are updated without any lock (atomics only), so that no
  * process, a stopped one included, can make another's allocation wait: a
@@ -35,10 +36,11 @@
 #include "sim/machine.h"
 
 #define GP_SIM_STATE_MAGIC 0x4d495347u /* "GSIM" */
-#define GP_SIM_STATE_VERSION 2u
+#define GP_SIM_STATE_VERSION 3u
 #define GP_SIM_STATE_PROCS 128  /* process slots */
 #define GP_SIM_RING 1024        /* busy intervals kept per device */
 #define GP_SIM_SHARES 1024      /* exported VMM allocations at a time */
+#define GP_SIM_EVENTS 64        /* health events kept per device */
 
 /* Kinds of busy interval on a device timeline. */
 enum {
@@ -63,6 +65,27 @@ struct gp_sim_devstate {
 	uint32_t head;            /* ring index of the newest interval */
 	uint32_t count;           /* valid intervals in the ring */
 	struct gp_sim_busy ring[GP_SIM_RING];
+};
+
+/* One health event (fault.h) in a device's log.  A slot is being written
+ * while its `seq` is 0; readers check `seq` before and after reading the
+ * rest (a seqlock), so a slot rewritten meanwhile is never half-read. */
+struct gp_sim_hevent {
+	uint64_t seq;             /* 1, 2, ... per device; 0 while written */
+	uint64_t type;            /* GP_SIM_EV_* (the NVML event bit) */
+	uint64_t data;            /* the Xid code for Xid events, else 0 */
+};
+
+/* Health of one device: what fault injection (gpupool-simctl) changed.
+ * Every field is atomic; events are appended under the machine lock
+ * (two injectors at once must not take the same slot), read without it. */
+struct gp_sim_health {
+	uint32_t lost;            /* 1: fallen off the bus (NVML: GPU_IS_LOST) */
+	uint32_t pad_;
+	uint64_t ecc[2];          /* corrected, uncorrected errors so far */
+	uint64_t posted;          /* seq of the newest event (0: none yet);
+	                             raised after its slot is written */
+	struct gp_sim_hevent log[GP_SIM_EVENTS]; /* event seq s is at s % size */
 };
 
 enum {
@@ -113,13 +136,16 @@ struct gp_sim_hdr {
 		pthread_mutex_t m;
 		char pad[64];
 	} lock;                   /* robust; guards the timelines
-	                             (busy_until_ns, head, count, ring) */
+	                             (busy_until_ns, head, count, ring) and
+	                             the appending of health events */
 	uint64_t last_sweep_ns;   /* rate limit of dead-process sweeps */
 	uint64_t machine_id;      /* random, at creation: tells this machine's
 	                             shareable handles from another's */
 	uint64_t next_gen;        /* last slot incarnation handed out (atomic) */
 	uint32_t next_tag;        /* last share tag handed out (atomic) */
-	uint32_t pad_;
+	uint32_t health_word;     /* bumped, and its futex woken, after each
+	                             health event: NVML's event waits sleep on
+	                             it instead of polling (fault.h) */
 	uint64_t changes;         /* bumped after each change of a process's
 	                             figure, before the device's goes down:
 	                             a reader of several processes' figures
@@ -127,6 +153,7 @@ struct gp_sim_hdr {
 	struct gp_sim_devstate dev[GP_SIM_GPUS_MAX];
 	struct gp_sim_proc proc[GP_SIM_STATE_PROCS];
 	struct gp_sim_share share[GP_SIM_SHARES];
+	struct gp_sim_health health[GP_SIM_GPUS_MAX];
 };
 
 /* A process as NVML lists it. */
