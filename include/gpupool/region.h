@@ -18,6 +18,15 @@
  * proc[i]; a proc slot marked active whose lease nobody holds belongs to a
  * dead process and is reclaimed by whoever notices first.
  *
+ * Activity: any process of the tenant stamps a device's `last_launch_ns` or
+ * `last_copy_ns` with a relaxed store of CLOCK_MONOTONIC_COARSE when it
+ * launches or copies there and the stamp is older than about 10 ms (so the
+ * line is written at most ~100 times a second, whatever the call rate).
+ * Two racing writers may leave the older of their two readings: a stamp
+ * can lag the truth by the 10 ms, a clock tick and such a race, never more.
+ * Readers that must not be stopped by a truncated file (the node agent)
+ * copy the file with pread instead of mapping it (src/region/read.h).
+ *
  * All integers are in host byte order; the file never leaves the node.
  */
 #ifndef GPUPOOL_REGION_H
@@ -26,7 +35,7 @@
 #include <stdint.h>
 
 #define GP_REGION_MAGIC 0x526c6f6f70757067ULL /* "gpupoolR" in memory */
-#define GP_REGION_VERSION 1u
+#define GP_REGION_VERSION 2u
 #define GP_REGION_MAX_DEVS 16u   /* distinct GPUs one tenant can use */
 #define GP_REGION_MAX_PROCS 1024u /* processes of a tenant using CUDA at once */
 #define GP_REGION_UUID_LEN 48u   /* "GPU-" + 36 chars + NUL, padded */
@@ -44,7 +53,10 @@ struct gp_region_dev {
 	uint32_t core_limit; /* compute share in percent; 0 = none (reserved
 	                        for compute limits) */
 	uint32_t pad0;
-	uint64_t spare[4];   /* zero; for later versions */
+	uint64_t registered_ns;  /* CLOCK_MONOTONIC when the first process registered the GPU */
+	uint64_t last_launch_ns; /* CLOCK_MONOTONIC (coarse, a few ms) of the tenant's latest kernel launch on it; 0 = none yet */
+	uint64_t last_copy_ns;   /* the same for copies and memsets */
+	uint64_t spare[1];   /* zero; for later versions */
 };
 
 enum gp_region_proc_state {

@@ -206,13 +206,17 @@ static CUresult release(CUdevice dev, CUresult (*real)(CUdevice), int reset)
 	struct gp__dev *d = gp__dev_get(dev);
 	CUresult rc;
 
-	if (!d || !__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE))
-		return real(dev);
-	pthread_mutex_lock(&d->ctx_lock);
-	rc = real(dev);
+	if (!d || !__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE)) {
+		rc = real(dev);
+	} else {
+		pthread_mutex_lock(&d->ctx_lock);
+		rc = real(dev);
+		if (rc == CUDA_SUCCESS)
+			primary_dropped(d, dev, reset);
+		pthread_mutex_unlock(&d->ctx_lock);
+	}
 	if (rc == CUDA_SUCCESS)
-		primary_dropped(d, dev, reset);
-	pthread_mutex_unlock(&d->ctx_lock);
+		gp__act_forget(); /* the context may be gone, its handle reused */
 	return rc;
 }
 
@@ -340,6 +344,8 @@ static CUresult destroy(CUcontext ctx, CUresult (*real)(CUcontext))
 	int ours = gp__free_begin(GP_S_CTX, key, GP_KIND(GP_K_CTX), &rec);
 	CUresult rc = real(ctx);
 
+	if (rc == CUDA_SUCCESS)
+		gp__act_forget(); /* its handle may come back for another device */
 	if (ours && gp__free_end(GP_S_CTX, key, &rec, rc)) {
 		gp__uncharge(rec.dev, rec.bytes);
 		gp__drop_owned(key);

@@ -315,13 +315,13 @@ static CUresult reserve_and(CUgraphExec exec, CUstream s, CUresult (*call)(CUgra
 GP_EXPORT CUresult CUDAAPI cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
 	GP_NEED_REAL(cuGraphLaunch);
-	return reserve_and(hGraphExec, hStream, gp__real_cuGraphLaunch);
+	return gp__act(reserve_and(hGraphExec, hStream, gp__real_cuGraphLaunch), GP_ACT_LAUNCH);
 }
 
 GP_EXPORT CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream)
 {
 	GP_NEED_REAL(cuGraphLaunch_ptsz);
-	return reserve_and(hGraphExec, hStream, gp__real_cuGraphLaunch_ptsz);
+	return gp__act(reserve_and(hGraphExec, hStream, gp__real_cuGraphLaunch_ptsz), GP_ACT_LAUNCH);
 }
 
 GP_EXPORT CUresult CUDAAPI cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)

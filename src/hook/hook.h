@@ -146,6 +146,47 @@ static inline struct gp__dev *gp__dev_get(int dev)
 	return dev >= 0 && dev < gp__g.ndev ? &gp__g.dev[dev] : NULL;
 }
 
+/* --- activity.c: when the tenant last used each GPU ---------------------- */
+
+/* What a call did on the GPU: which stamp of the device's region entry it
+ * moves (the order of the stamps in struct gp_region_dev). */
+enum gp__act { GP_ACT_LAUNCH = 0, GP_ACT_COPY = 1 };
+
+/* After a launch or copy the driver answered `rc` for: if it succeeded,
+ * stamp `what` on the device of the calling thread's current context.
+ * Returns `rc`, always (hooks tail-call it with the driver's answer).  No
+ * lock, no failure: skipped when the hook is not ready or there is no
+ * current context. */
+CUresult gp__act(CUresult rc, enum gp__act what);
+
+/* Define hook `n`, with parameter list `params` and argument list `args`,
+ * for a call whose only accounting is the stamp `what` (launches, copies):
+ * the driver's function, then gp__act with its answer.  The first call
+ * that finds the real function unresolved goes through a cold copy that
+ * resolves it, so that the fast path keeps no argument alive across any
+ * call of ours: it is a load, a test, the driver call and a jump. */
+#define GP_ACT_HOOK(n, params, args, what)                                   \
+	static __attribute__((noinline, cold)) CUresult n##__resolve params      \
+	{                                                                        \
+		CUresult rc_ = gp__need_slow((void **)&gp__real_##n, GP_LIB_CUDA);  \
+		return rc_ != CUDA_SUCCESS ? rc_ : gp__act(gp__real_##n args, what); \
+	}                                                                        \
+	GP_EXPORT CUresult CUDAAPI n params                                      \
+	{                                                                        \
+		__typeof__(n) *real_ = __atomic_load_n(&gp__real_##n, __ATOMIC_ACQUIRE); \
+		if (GP_UNLIKELY(!real_))                                             \
+			return n##__resolve args;                                        \
+		return gp__act(real_ args, what);                                    \
+	}
+
+/* Stamp `what` on ordinal `dev` (for calls that name their devices). */
+void gp__act_dev(int dev, enum gp__act what);
+
+/* A context was destroyed, released or reset, or the process forked: its
+ * handle may come back for another device, so every thread forgets the
+ * context it cached. */
+void gp__act_forget(void);
+
 /* Phases of fork for modules with process-local state. */
 enum gp__fork_phase { GP_FORK_PREPARE, GP_FORK_PARENT, GP_FORK_CHILD };
 void gp__pools_atfork(enum gp__fork_phase phase);

@@ -122,8 +122,10 @@ static CUresult devices(void)
 	int n = 0;
 	CUresult rc;
 
+	/* What a ready hook calls without checking (cuCtxGetCurrent: every
+	 * stamp of activity.c) must be there. */
 	if (!gp__real_cuDeviceGetCount || !gp__real_cuDeviceGet || !gp__real_cuDeviceGetUuid_v2 ||
-	    !gp__real_cuDeviceTotalMem_v2)
+	    !gp__real_cuDeviceTotalMem_v2 || !gp__real_cuCtxGetCurrent)
 		return CUDA_ERROR_NOT_INITIALIZED;
 	rc = gp__real_cuDeviceGetCount(&n);
 	if (rc)
@@ -280,6 +282,7 @@ static void atfork_child(void)
 		gp__g.dev[i].primary = NULL;
 	}
 	gp__g.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
+	gp__act_forget(); /* the parent's contexts are not the child's */
 	if (gp_region_forked(&gp__g.region)) {
 		/* Without its own open file description the child cannot hold
 		 * a lease of its own: refuse rather than share its parent's. */

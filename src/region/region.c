@@ -11,6 +11,9 @@
 #include "common/llock.h"
 
 _Static_assert(GP_REGION_MAX_PROCS <= GP_LLOCK_MAX_SLOT, "slots fit a lock identity");
+/* Version 2 took its activity stamps out of version 1's spare words: the
+ * entry kept its size, and so did the whole file. */
+_Static_assert(sizeof(struct gp_region_dev) == 128, "a device entry is 128 bytes");
 
 static int region_init(void *base, size_t size, void *arg)
 {
@@ -238,6 +241,7 @@ int gp_region_device(struct gp_region *r, const char *uuid, uint64_t limit,
 		strncpy(e->uuid, uuid, GP_REGION_UUID_LEN - 1);
 		e->limit = limit;
 		e->physical = physical;
+		e->registered_ns = gp_now_ns();
 		idx = (int)h->ndevs;
 		/* Published last: gp_region_find reads without the lock. */
 		__atomic_store_n(&h->ndevs, h->ndevs + 1, __ATOMIC_RELEASE);

@@ -48,6 +48,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/llock.h"
 #include "common/shm.h"
 #include "region/region.h"
@@ -337,11 +338,15 @@ static void writers(struct gp_region *r, int sweep_first, unsigned k)
 		const char *u = i ? "GPU-fuzz-new" : uuids[0];
 		uint32_t n0 = h->ndevs;
 		int had = gp_region_find(r, u);
+		uint64_t t0 = gp_now_ns();
 		d = gp_region_device(r, u, 4 * GiB, 80 * GiB);
 		if (d >= 0) {
 			CHECK(d < (int)GP_REGION_MAX_DEVS && gp_region_find(r, u) == d);
 			CHECK(h->dev[d].limit == 4 * GiB);
 			CHECK(had == d || (had < 0 && (uint32_t)d == n0 && h->ndevs == n0 + 1));
+			if (had < 0) /* a new entry is stamped with its registration */
+				CHECK(h->dev[d].registered_ns >= t0 &&
+				      h->dev[d].registered_ns <= gp_now_ns());
 		} else if (d == -EEXIST) {
 			CHECK(had >= 0 && h->dev[had].limit != 4 * GiB);
 		} else {

@@ -1,6 +1,9 @@
 /* test_region.c - the shared accounting region: budgets across threads and
  * processes, reclaiming dead processes, charges that no stopped or dead
- * lock holder can block, and refusing foreign files. */
+ * lock holder can block, refusing foreign files; and the observers' reader
+ * (region/read.h): live and dead processes through their leases, from a
+ * process that only reads, never disturbing the writers, and what it makes
+ * of short, foreign and hostile files. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,13 +15,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "common/lease.h"
 #include "common/llock.h"
+#include "region/read.h"
 #include "region/region.h"
 
 #define MiB (1ULL << 20)
@@ -60,8 +67,14 @@ static void test_budget(void **state)
 	int d;
 
 	(void)state;
+	uint64_t t0 = gp_now_ns(), registered;
 	d = open_dev(&r, 2 * GiB);
 	assert_true(d >= 0);
+	/* Registration stamps the entry, once; no activity yet. */
+	registered = r.hdr->dev[d].registered_ns;
+	assert_true(registered >= t0 && registered <= gp_now_ns());
+	assert_int_equal(r.hdr->dev[d].last_launch_ns, 0);
+	assert_int_equal(r.hdr->dev[d].last_copy_ns, 0);
 	assert_int_equal(gp_region_charge(&r, d, GiB, 0), 0);
 	assert_int_equal(gp_region_charge(&r, d, GiB, 0), 0);
 	assert_int_equal(gp_region_charge(&r, d, 1, 0), -ENOMEM);
@@ -81,6 +94,7 @@ static void test_budget(void **state)
 	assert_int_equal(r.hdr->dev[d].peak, 2 * GiB + MiB);
 	/* The same GPU again: same entry; another limit: refused. */
 	assert_int_equal(gp_region_device(&r, UUID, 2 * GiB, 80 * GiB), d);
+	assert_int_equal(r.hdr->dev[d].registered_ns, registered);
 	assert_int_equal(gp_region_device(&r, UUID, 3 * GiB, 80 * GiB), -EEXIST);
 	assert_int_equal(gp_region_find(&r, UUID), d);
 	assert_int_equal(gp_region_find(&r, "GPU-nope"), -1);
@@ -423,6 +437,401 @@ static void test_foreign_files(void **state)
 	assert_int_equal(gp_region_open(&r, "/nonexistent-dir/region"), -ENOENT);
 }
 
+
+/* --- the observers' reader (region/read.h) ------------------------------- */
+
+static void exit_now(int sig)
+{
+	(void)sig;
+	_exit(0);
+}
+
+/* A child that attaches, charges `bytes` on `d`, says so on `fd` and waits
+ * for a signal: SIGUSR1 makes it exit normally, holding its charge. */
+static pid_t holder(int d, uint64_t bytes, int fd)
+{
+	pid_t kid = fork();
+
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		struct gp_region k = GP_REGION_INIT;
+		signal(SIGUSR1, exit_now);
+		if (gp_region_open(&k, path) || gp_region_attach(&k) ||
+		    gp_region_charge(&k, (unsigned)d, bytes, 0))
+			_exit(2);
+		if (write(fd, "x", 1) != 1)
+			_exit(3);
+		for (;;)
+			pause();
+	}
+	return kid;
+}
+
+/* gp_region_read of `path` in a child that opened it read-only and never
+ * used the region: the copy goes to `out` (shared memory), the result is
+ * the child's exit code (the negated errno, 0 on success). */
+static int read_as_stranger(struct gp_region_copy *out)
+{
+	int status, fd, rc;
+	pid_t kid = fork();
+
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			_exit(100);
+		rc = gp_region_read(fd, out);
+		close(fd);
+		_exit(-rc);
+	}
+	assert_int_equal(waitpid(kid, &status, 0), kid);
+	assert_true(WIFEXITED(status));
+	return -WEXITSTATUS(status);
+}
+
+static struct gp_region_copy *shared_copy(void)
+{
+	void *p = mmap(NULL, sizeof(struct gp_region_copy), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+	assert_true(p != MAP_FAILED);
+	return p;
+}
+
+/* Live processes are those with an ACTIVE slot whose lease is held: the
+ * test's own (through another open file description than the reader's), a
+ * child that runs; not a child that exited, nor one SIGKILLed, though both
+ * still hold their charges in the file.  A reader that only opened the
+ * file read-only finds them, and the sums count only the living. */
+static void test_read_live_and_dead(void **state)
+{
+	struct gp_region_copy *c = shared_copy();
+	struct gp_region r;
+	int d, p[2], status;
+	pid_t alive, exited, killed;
+	char x;
+
+	(void)state;
+	d = open_dev(&r, 0);
+	assert_int_equal(gp_region_charge(&r, d, GiB, 0), 0);
+	assert_int_equal(pipe(p), 0);
+	/* All three attach while all live (a dead one's slot would be the
+	 * next one's), then one exits and one is killed. */
+	alive = holder(d, 2 * GiB, p[1]);
+	assert_int_equal(read(p[0], &x, 1), 1);
+	exited = holder(d, 4 * GiB, p[1]);
+	assert_int_equal(read(p[0], &x, 1), 1);
+	killed = holder(d, 8 * GiB, p[1]);
+	assert_int_equal(read(p[0], &x, 1), 1);
+	kill(exited, SIGUSR1);
+	assert_int_equal(waitpid(exited, &status, 0), exited);
+	assert_true(WIFEXITED(status));
+	kill(killed, SIGKILL);
+	assert_int_equal(waitpid(killed, &status, 0), killed);
+	assert_true(WIFSIGNALED(status));
+
+	assert_int_equal(read_as_stranger(c), 0);
+	assert_int_equal(c->hdr.magic, GP_REGION_MAGIC);
+	assert_int_equal(c->hdr.ndevs, 1);
+	assert_string_equal(c->hdr.dev[d].uuid, UUID);
+	assert_int_equal(c->hdr.dev[d].used, 15 * GiB); /* the dead still charged */
+	assert_int_equal(c->nlive, 2);
+	assert_int_equal(c->live_used[d], 3 * GiB);
+	/* Only the holders' slots are read, and they are the living. */
+	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
+		const struct gp_region_proc *q = &c->hdr.proc[i];
+
+		if (gp_region_copy_live(c, i))
+			assert_true(q->state == GP_PROC_ACTIVE &&
+				    (q->pid == (int32_t)getpid() || q->pid == (int32_t)alive));
+	}
+	assert_true(gp_region_copy_live(c, (unsigned)r.slot));
+
+	/* Once the dead are reclaimed the reader sees the same living. */
+	assert_int_equal(gp_region_sweep(&r, 0), 2);
+	assert_int_equal(read_as_stranger(c), 0);
+	assert_int_equal(c->nlive, 2);
+	assert_int_equal(c->hdr.dev[d].used, 3 * GiB);
+	assert_int_equal(c->live_used[d], 3 * GiB);
+
+	kill(alive, SIGKILL);
+	waitpid(alive, &status, 0);
+	assert_int_equal(read_as_stranger(c), 0);
+	assert_int_equal(c->nlive, 1);
+	assert_int_equal(c->live_used[d], GiB);
+	close(p[0]);
+	close(p[1]);
+	munmap(c, sizeof *c);
+	gp_shm_close(&r.shm);
+}
+
+/* A reader takes nothing: while one reads over and over, writers attach,
+ * charge, die and are reclaimed as usual; and a reader that is itself a
+ * holder (this process) can open, read and close the file without its own
+ * lease going (OFD locks live with their open file description, so closing
+ * another descriptor of the file drops nothing). */
+static void test_read_disturbs_nobody(void **state)
+{
+	struct gp_region_copy *c = shared_copy();
+	struct gp_region r;
+	uint64_t limit, used;
+	int d, fd, status;
+	pid_t reader;
+
+	(void)state;
+	d = open_dev(&r, 4 * GiB);
+	reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		struct gp_region_copy *mine = malloc(sizeof *mine);
+		for (int i = 0; i < 300; i++) {
+			int rfd = open(path, O_RDONLY | O_CLOEXEC);
+			if (!mine || rfd < 0 || gp_region_read(rfd, mine) != 0 || mine->nlive < 1)
+				_exit(1);
+			close(rfd);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < 20; i++) {
+		pid_t kid = fork();
+		assert_true(kid >= 0);
+		if (kid == 0) {
+			struct gp_region k = GP_REGION_INIT;
+			if (gp_region_open(&k, path) || gp_region_attach(&k) ||
+			    gp_region_charge(&k, (unsigned)d, GiB, 0))
+				_exit(2);
+			_exit(0);
+		}
+		assert_int_equal(waitpid(kid, &status, 0), kid);
+		assert_true(WIFEXITED(status));
+		assert_int_equal(WEXITSTATUS(status), 0);
+		/* Each dead child is reclaimed: its lease is free to take. */
+		assert_int_equal(gp_region_sweep(&r, 0), 1);
+	}
+	assert_int_equal(waitpid(reader, &status, 0), reader);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	gp_region_usage(&r, d, &limit, &used);
+	assert_int_equal(used, 0);
+
+	/* Read through a second descriptor of our own, close it: our lease
+	 * stays, as a stranger sees. */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(gp_region_read(fd, c), 0);
+	assert_true(gp_region_copy_live(c, (unsigned)r.slot));
+	close(fd);
+	assert_int_equal(read_as_stranger(c), 0);
+	assert_true(gp_region_copy_live(c, (unsigned)r.slot));
+	assert_int_equal(c->nlive, 1);
+	munmap(c, sizeof *c);
+	gp_shm_close(&r.shm);
+}
+
+/* Write `len` bytes of `data` as the whole of `path`. */
+static void write_file(const void *data, size_t len)
+{
+	int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* gp_region_read of `path` here. */
+static int read_path(struct gp_region_copy *c)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	assert_true(fd >= 0);
+	rc = gp_region_read(fd, c);
+	close(fd);
+	return rc;
+}
+
+/* A valid region image nobody uses, made by gp_region_open. */
+static struct gp_region_hdr *fresh_image(void)
+{
+	struct gp_region r = GP_REGION_INIT;
+	struct gp_region_hdr *h = malloc(sizeof *h);
+
+	assert_non_null(h);
+	assert_int_equal(gp_region_open(&r, NULL), 0);
+	memcpy(h, r.hdr, sizeof *h);
+	gp_shm_close(&r.shm);
+	return h;
+}
+
+/* Files that are no region yet: empty, cut short, or the right size with
+ * the magic not written -> -ENODATA.  Files that are not regions of this
+ * version -> -EPROTO, whatever else they hold. */
+static void test_read_short_and_foreign(void **state)
+{
+	struct gp_region_copy *c = malloc(sizeof *c);
+	struct gp_region_hdr *img = fresh_image(), *bad = malloc(sizeof *bad);
+	uint8_t *big = calloc(1, sizeof *img + 1);
+	int p[2];
+
+	(void)state;
+	assert_non_null(c);
+	assert_non_null(bad);
+	assert_non_null(big);
+	write_file("", 0);
+	assert_int_equal(read_path(c), -ENODATA);
+	write_file(img, 100);
+	assert_int_equal(read_path(c), -ENODATA);
+	write_file(img, sizeof *img - 1);
+	assert_int_equal(read_path(c), -ENODATA);
+	memcpy(bad, img, sizeof *img);
+	bad->magic = 0; /* sized and being initialised */
+	write_file(bad, sizeof *bad);
+	assert_int_equal(read_path(c), -ENODATA);
+	memset(bad, 0, sizeof *bad);
+	write_file(bad, sizeof *bad);
+	assert_int_equal(read_path(c), -ENODATA);
+
+	/* The image itself reads fine; then one field wrong at a time. */
+	write_file(img, sizeof *img);
+	assert_int_equal(read_path(c), 0);
+	assert_int_equal(c->nlive, 0);
+	assert_int_equal(memcmp(&c->hdr, img, offsetof(struct gp_region_hdr, proc)), 0);
+	for (int k = 0; k < 9; k++) {
+		memcpy(bad, img, sizeof *img);
+		switch (k) {
+		case 0: bad->magic ^= 1; break;
+		case 1: bad->version = 1; break; /* the layout before activity */
+		case 2: bad->size = (uint32_t)sizeof *bad - 8; break;
+		case 3: bad->max_devs = 8; break;
+		case 4: bad->max_procs = 4096; break;
+		case 5: bad->ndevs = GP_REGION_MAX_DEVS + 1; break;
+		case 6: memset(bad->dev[7].uuid, 'G', GP_REGION_UUID_LEN); break;
+		case 7: bad->proc[1023].state = 7; break;
+		case 8: memset(bad, 0xa5, sizeof *bad); break; /* garbage */
+		}
+		write_file(bad, sizeof *bad);
+		if (k == 7) {
+			/* A slot is read only while its lease is held: a bad
+			 * state nobody holds is never looked at. */
+			int holder = open(path, O_RDWR | O_CLOEXEC);
+
+			assert_int_equal(read_path(c), 0);
+			assert_true(holder >= 0);
+			assert_int_equal(gp_lease_take(holder, 1023), 0);
+			assert_int_equal(read_path(c), -EPROTO);
+			close(holder);
+			continue;
+		}
+		assert_int_equal(read_path(c), -EPROTO);
+	}
+	/* Longer than a region, even with a region at its start. */
+	memcpy(big, img, sizeof *img);
+	write_file(big, sizeof *img + 1);
+	assert_int_equal(read_path(c), -EPROTO);
+	/* Not a file at all. */
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(gp_region_read(p[0], c), -EPROTO);
+	close(p[0]);
+	close(p[1]);
+	assert_int_equal(gp_region_read(-1, c), -EBADF);
+	free(big);
+	free(bad);
+	free(img);
+	free(c);
+}
+
+/* Leases held in any pattern -- single slots and ranges, taken through
+ * many open file descriptions in shuffled order (the kernel then reports
+ * them in no particular order), a lock to the end of the file -- are found
+ * exactly; only ACTIVE slots among them are live; per-device sums of the
+ * living saturate instead of wrapping. */
+static void test_read_leases_and_sums(void **state)
+{
+	enum { NFD = 8 };
+	struct gp_region_copy *c = malloc(sizeof *c);
+	struct gp_region_hdr *img = fresh_image();
+	static uint8_t want[GP_REGION_MAX_PROCS];
+	unsigned order[GP_REGION_MAX_PROCS], seed = 7, nwant = 0;
+	int fds[NFD];
+	struct flock fl;
+
+	(void)state;
+	assert_non_null(c);
+	/* Every slot active; procs 3 and 700 hold nearly everything on dev 0. */
+	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
+		img->proc[i].state = GP_PROC_ACTIVE;
+		img->proc[i].pid = (int32_t)(1000 + i);
+		img->proc[i].used[1] = i;
+	}
+	img->proc[3].used[0] = UINT64_MAX - 10;
+	img->proc[700].used[0] = 100;
+	img->proc[5].state = GP_PROC_FREE; /* held below, but free: not live */
+	write_file(img, sizeof *img);
+	for (int k = 0; k < NFD; k++) {
+		fds[k] = open(path, O_RDWR | O_CLOEXEC);
+		assert_true(fds[k] >= 0);
+	}
+	/* A random third of the slots, in random order, from random
+	 * descriptions; 3, 5 and 700 among them. */
+	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
+		order[i] = i;
+		want[i] = rand_r(&seed) % 3 == 0 || i == 3 || i == 5 || i == 700;
+	}
+	for (unsigned i = GP_REGION_MAX_PROCS - 1; i > 0; i--) {
+		unsigned j = (unsigned)rand_r(&seed) % (i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	/* Slots 900-1023 by one lock to the end of the file, 20-39 by one
+	 * range lock: they are all held. */
+	for (unsigned i = 900; i < GP_REGION_MAX_PROCS; i++)
+		want[i] = 1;
+	for (unsigned i = 20; i < 40; i++)
+		want[i] = 1;
+	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
+		unsigned s = order[i];
+		if (want[s] && s < 900 && (s < 20 || s >= 40))
+			assert_int_equal(gp_lease_take(fds[rand_r(&seed) % NFD], s), 0);
+	}
+	memset(&fl, 0, sizeof fl);
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = GP_LEASE_BASE + 900;
+	fl.l_len = 0;
+	assert_int_equal(fcntl(fds[1], F_OFD_SETLK, &fl), 0);
+	fl.l_start = GP_LEASE_BASE + 20;
+	fl.l_len = 20;
+	assert_int_equal(fcntl(fds[2], F_OFD_SETLK, &fl), 0);
+	/* A lock below the lease range is no lease. */
+	fl.l_start = GP_LEASE_BASE - 4;
+	fl.l_len = 4;
+	assert_int_equal(fcntl(fds[3], F_OFD_SETLK, &fl), 0);
+
+	assert_int_equal(read_path(c), 0); /* another description than the holders' */
+	for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++) {
+		int live = want[i] && i != 5;
+		assert_int_equal(gp_region_copy_live(c, i), live);
+		nwant += (unsigned)live;
+	}
+	assert_int_equal(c->nlive, nwant);
+	assert_int_equal(c->live_used[0], UINT64_MAX); /* saturated, not 89 */
+	{
+		uint64_t sum = 0;
+		for (unsigned i = 0; i < GP_REGION_MAX_PROCS; i++)
+			if (want[i] && i != 5)
+				sum += i;
+		assert_int_equal(c->live_used[1], sum);
+	}
+	assert_int_equal(c->live_used[2], 0);
+	for (int k = 0; k < NFD; k++)
+		close(fds[k]);
+	/* Every lease went with its description. */
+	assert_int_equal(read_path(c), 0);
+	assert_int_equal(c->nlive, 0);
+	assert_int_equal(c->live_used[0], 0);
+	free(img);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -436,6 +845,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_owner_of_dead_holders_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_live_and_dead, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_disturbs_nobody, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_short_and_foreign, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_leases_and_sums, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

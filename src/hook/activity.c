@@ -1,0 +1,133 @@
+/* activity.c - when the tenant last launched a kernel, or copied or set
+ * memory, on each GPU: the stamps the node agent reads to tell busy tenants
+ * from idle ones (`last_launch_ns`, `last_copy_ns` in the region's device
+ * entries; include/gpupool/region.h).
+ *
+ * The launch and copy hooks (launch.c, copy.c, graph.c) call the driver
+ * first and hand its answer to gp__act, which stamps only a call the driver
+ * took and returns the answer untouched.  This runs on every launch and
+ * copy of every CUDA program, so it is built to cost a few dozen
+ * instructions and no lock:
+ *
+ *  - the device is that of the current context.  Finding it takes a driver
+ *    call (cuCtxGetCurrent: a thread-local read in the driver) and, only
+ *    when the thread's current context changed, a lookup of its device; a
+ *    thread-local cache keeps the last context with its device's entry.  A
+ *    context handle can come back for another device once its context is
+ *    gone, so every destruction, release or reset of a context and every
+ *    fork bump a generation that empties every thread's cache at once;
+ *  - the time is CLOCK_MONOTONIC_COARSE (the kernel's last tick: a read of
+ *    the vDSO page, no syscall), which is all an idle detector measuring in
+ *    seconds needs;
+ *  - the shared cache line is written only when its stamp is 10 ms old or
+ *    more, so that processes launching on one GPU do not take the line from
+ *    each other's caches on every call: at most ~100 writes a second per
+ *    stamp, whatever the rate of calls.  The store is a relaxed one; a lost
+ *    race leaves a stamp a few milliseconds older than it could be.
+ *
+ * Nothing here can fail a call: a stamp that cannot be made (the hook not
+ * ready, no current context, a device past the region's table) is skipped.
+ * Every process with a ready hook has a region (a private one without
+ * GPUPOOL_REGION, which nobody else reads), so every tenant the agent can
+ * see records its activity, budget or not.
+ */
+#include <stddef.h>
+#include <time.h>
+
+#include "hook/hook.h"
+
+/* A stamp is rewritten once it is this old. */
+#define STALE_NS 10000000ULL
+
+_Static_assert(offsetof(struct gp_region_dev, last_copy_ns) ==
+		       offsetof(struct gp_region_dev, last_launch_ns) + sizeof(uint64_t) * GP_ACT_COPY,
+	       "stamps are indexed by enum gp__act");
+
+/* The calling thread's current context when it last stamped, and where its
+ * device's stamps live.  Initial-exec TLS: a couple of instructions to
+ * reach (the library is preloaded, never dlopen'ed late). */
+struct act_cache {
+	CUcontext ctx;             /* NULL: nothing cached */
+	uint32_t gen;              /* ctx_gen when it was resolved */
+	struct gp_region_dev *dev; /* its device's entry; NULL: not accounted */
+};
+static __thread struct act_cache cache __attribute__((tls_model("initial-exec")));
+
+/* Bumped whenever a context handle may stop meaning the device it meant. */
+static uint32_t ctx_gen;
+
+/* The current context `c` is not the cached one: find its device's entry
+ * and cache it.  A failed lookup caches nothing, so the next call tries
+ * again. */
+static __attribute__((noinline, cold)) void resolve(CUcontext c)
+{
+	uint32_t gen = __atomic_load_n(&ctx_gen, __ATOMIC_ACQUIRE);
+	const struct gp__dev *d;
+	CUcontext cur;
+	int dev;
+
+	cache.ctx = NULL;
+	if (gp__current(&dev, &cur) != CUDA_SUCCESS || cur != c)
+		return;
+	d = gp__dev_get(dev);
+	cache.dev = d && d->slot >= 0 && d->slot < (int)GP_REGION_MAX_DEVS
+			    ? &gp__g.region.hdr->dev[d->slot]
+			    : NULL;
+	cache.gen = gen;
+	cache.ctx = c;
+}
+
+/* Stamp `what` in `e` with the coarse clock if its stamp is stale. */
+static inline void stamp(struct gp_region_dev *e, enum gp__act what)
+{
+	uint64_t *s = &e->last_launch_ns + what, now;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	/* Unsigned: a stamp in the future (a corrupt file) is stale too. */
+	if (now - __atomic_load_n(s, __ATOMIC_RELAXED) >= STALE_NS)
+		__atomic_store_n(s, now, __ATOMIC_RELAXED);
+}
+
+/* gp__act past its checks: the call succeeded and the hook is ready (so
+ * cuCtxGetCurrent is resolved: init.c requires it).  Returns CUDA_SUCCESS,
+ * the answer it stamps for, so that gp__act can tail-call it and keep no
+ * frame of its own. */
+static __attribute__((noinline)) CUresult act(enum gp__act what)
+{
+	CUcontext c;
+
+	if (gp__real_cuCtxGetCurrent(&c) != CUDA_SUCCESS || !c)
+		return CUDA_SUCCESS;
+	if (GP_UNLIKELY(c != cache.ctx || cache.gen != __atomic_load_n(&ctx_gen, __ATOMIC_RELAXED))) {
+		resolve(c);
+		if (!cache.ctx)
+			return CUDA_SUCCESS;
+	}
+	if (cache.dev)
+		stamp(cache.dev, what);
+	return CUDA_SUCCESS;
+}
+
+CUresult gp__act(CUresult rc, enum gp__act what)
+{
+	if (GP_UNLIKELY(rc != CUDA_SUCCESS || !__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE)))
+		return rc;
+	return act(what);
+}
+
+void gp__act_dev(int dev, enum gp__act what)
+{
+	const struct gp__dev *d;
+
+	if (!__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE) || !(d = gp__dev_get(dev)) ||
+	    d->slot < 0 || d->slot >= (int)GP_REGION_MAX_DEVS)
+		return;
+	stamp(&gp__g.region.hdr->dev[d->slot], what);
+}
+
+void gp__act_forget(void)
+{
+	__atomic_add_fetch(&ctx_gen, 1, __ATOMIC_RELEASE);
+}
