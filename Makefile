@@ -41,6 +41,7 @@ CLI_SRC := $(wildcard src/cli/*.c)
 NET_SRC := $(wildcard src/net/*.c)
 SCHED_SRC := $(wildcard src/sched/*.c)
 SCALER_SRC := $(wildcard src/scaler/*.c)
+AGENT_SRC := $(wildcard src/agent/*.c)
 # proto/X.proto -> $(B)/gen/X.pb-c.{c,h} (protobuf-c), linked into libgpnet.a
 PROTO := $(wildcard proto/*.proto)
 GEN_C := $(patsubst proto/%.proto,$(B)/gen/%.pb-c.c,$(PROTO))
@@ -56,13 +57,15 @@ CLI_OBJ := $(call obj,$(CLI_SRC))
 NET_OBJ := $(call obj,$(NET_SRC)) $(GEN_OBJ)
 SCHED_OBJ := $(call obj,$(SCHED_SRC))
 SCALER_OBJ := $(call obj,$(SCALER_SRC))
+AGENT_OBJ := $(call obj,$(AGENT_SRC))
 # Internal archives, most dependent first (the order the linker needs).
 # Programs link APP_PARTS; libgphook.a defines the driver's own symbols
 # (cuMemAlloc_v2, ...), so only the tests of its internals may link it:
 # anywhere else it would silently take the place of the driver.
-APP_PARTS := $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgpcommon.a
-PARTS := $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgphook.a \
+APP_PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a \
 	$(B)/libgpcommon.a
+PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a \
+	$(B)/libgphook.a $(B)/libgpcommon.a
 
 HOOK_LIB := $(B)/libgpupool.so
 SIM_CUDA := $(B)/sim/libcuda.so.1
@@ -115,6 +118,9 @@ $(B)/libgpsched.a: $(SCHED_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(B)/libgpscaler.a: $(SCALER_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgpagent.a: $(AGENT_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 

@@ -1,6 +1,7 @@
 /* main.c - gpupool: entry point and the table of subcommands. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <errno.h>
@@ -18,6 +19,7 @@ static const struct {
 	gp_cli_fn fn;
 	const char *summary;
 } commands[] = {
+	{"agent", gp_cli_agent, "node agent: GPUs, tenants, metrics, node state, idle pods"},
 	{"run", gp_cli_run, "run a program under a GPU memory budget"},
 	{"scaler", gp_cli_scaler, "KEDA adapter: RabbitMQ consumer saturation and its forecast"},
 	{"sched", gp_cli_sched, "kube-scheduler extender: fragmentation-aware vGPU placement"},
@@ -60,6 +62,39 @@ int gp_cli_self_dir(char *buf, unsigned long n)
 	if (strlen(d) >= n)
 		return -ENAMETOOLONG;
 	strcpy(buf, d);
+	return 0;
+}
+
+const char *gp_cli_runtime_dir(void)
+{
+	const char *d = getenv("XDG_RUNTIME_DIR");
+
+	if (!d || !*d)
+		d = getenv("TMPDIR");
+	return d && *d ? d : "/tmp";
+}
+
+int gp_cli_sim_env(const char *cmd, char *simdir, unsigned long n)
+{
+	char dir[PATH_MAX], state[PATH_MAX];
+	int rc = gp_cli_self_dir(dir, sizeof dir);
+
+	if (rc) {
+		fprintf(stderr, "gpupool %s: cannot find my own directory: %s\n", cmd,
+			strerror(-rc));
+		return -1;
+	}
+	if ((unsigned long)snprintf(simdir, n, "%s/sim", dir) >= n || access(simdir, X_OK)) {
+		fprintf(stderr, "gpupool %s: --sim: %s: %s\n", cmd, simdir, strerror(errno));
+		return -1;
+	}
+	snprintf(state, sizeof state, "%s/gpupool-sim-%u.state", gp_cli_runtime_dir(),
+		 (unsigned)getuid());
+	if (!getenv("GPUPOOL_SIM_STATE") && setenv("GPUPOOL_SIM_STATE", state, 1)) {
+		fprintf(stderr, "gpupool %s: cannot set GPUPOOL_SIM_STATE: %s\n", cmd,
+			strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 

@@ -32,6 +32,11 @@ static const char help[] =
 	"  -p, --priority P      high, normal (default) or low\n"
 	"      --region PATH     share the budget with other runs given this path\n"
 	"                        (default: a fresh region, removed at exit)\n"
+	"      --tenant POD/CONTAINER  be the node agent's tenant POD/CONTAINER: the\n"
+	"                        region STATE-DIR/tenants/POD/CONTAINER/region, kept\n"
+	"                        after exit for the agent to show (and collect)\n"
+	"      --state-dir DIR   the agent's state directory (default\n"
+	"                        /var/lib/gpupool)\n"
 	"      --sim             run on the simulated GPUs (build/sim); the machine\n"
 	"                        is shared by every --sim run of this user unless\n"
 	"                        GPUPOOL_SIM_STATE names another state file\n"
@@ -43,7 +48,8 @@ static const char help[] =
 	"\n"
 	"examples:\n"
 	"  gpupool run --memory 4GiB -- python3 train.py\n"
-	"  gpupool run --sim -m 2GiB -- ./my_cuda_program\n";
+	"  gpupool run --sim -m 2GiB -- ./my_cuda_program\n"
+	"  gpupool run --sim -m 2GiB --state-dir /tmp/gp --tenant demo/main -- ./prog\n";
 
 static pid_t child;
 
@@ -56,16 +62,6 @@ static void forward(int sig, siginfo_t *info, void *uctx)
 	if (child > 0 && (info->si_code == SI_USER || info->si_code == SI_QUEUE) &&
 	    info->si_pid != child)
 		kill(child, sig);
-}
-
-/* A directory for runtime files: $XDG_RUNTIME_DIR, else $TMPDIR, else /tmp. */
-static const char *runtime_dir(void)
-{
-	const char *d = getenv("XDG_RUNTIME_DIR");
-
-	if (!d || !*d)
-		d = getenv("TMPDIR");
-	return d && *d ? d : "/tmp";
 }
 
 /* setenv that reports failure (only ENOMEM in practice). */
@@ -111,6 +107,51 @@ static int preload_sanitizer(void)
 }
 #endif
 
+/* Is s a tenant name (1-63 of [A-Za-z0-9._-], not starting with a dot:
+ * what the agent reads)? */
+static int name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || s[0] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-", s[i]))
+			return 0;
+	return 1;
+}
+
+/* mkdir that accepts an existing directory. */
+static int mkdir_ok(const char *path)
+{
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	fprintf(stderr, "gpupool run: cannot create %s: %s\n", path, strerror(errno));
+	return -1;
+}
+
+/* The region path of tenant "POD/CONTAINER" under state_dir, creating its
+ * directories.  Returns 0, -EINVAL for a bad name, -EIO (said why). */
+static int tenant_region(const char *tenant, const char *state_dir, char *out, size_t n)
+{
+	const char *slash = strchr(tenant, '/');
+	char path[PATH_MAX];
+
+	if (!slash || !name_ok(tenant, (size_t)(slash - tenant)) ||
+	    !name_ok(slash + 1, strlen(slash + 1)))
+		return -EINVAL;
+	if ((size_t)snprintf(out, n, "%s/tenants/%s/region", state_dir, tenant) >= n) {
+		fprintf(stderr, "gpupool run: --state-dir %s: path too long\n", state_dir);
+		return -EIO;
+	}
+	snprintf(path, sizeof path, "%s/tenants", state_dir);
+	if (mkdir_ok(state_dir) || mkdir_ok(path))
+		return -EIO;
+	snprintf(path, sizeof path, "%s/tenants/%.*s", state_dir, (int)(slash - tenant), tenant);
+	if (mkdir_ok(path))
+		return -EIO;
+	snprintf(path, sizeof path, "%s/tenants/%s", state_dir, tenant);
+	return mkdir_ok(path) ? -EIO : 0;
+}
+
 /* Wait for the child, forwarding signals; returns the exit code to use. */
 static int wait_child(void)
 {
@@ -138,10 +179,12 @@ int gp_cli_run(int argc, char **argv)
 		{"memory", required_argument, NULL, 'm'}, {"cores", required_argument, NULL, 'c'},
 		{"priority", required_argument, NULL, 'p'}, {"region", required_argument, NULL, 'r'},
 		{"sim", no_argument, NULL, 's'},           {"verbose", no_argument, NULL, 'v'},
+		{"tenant", required_argument, NULL, 't'},  {"state-dir", required_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	const char *memory = NULL, *cores = NULL, *priority = NULL, *region = NULL;
-	char dir[PATH_MAX], lib[PATH_MAX + 32], region_tmp[PATH_MAX] = "";
+	const char *tenant = NULL, *state_dir = "/var/lib/gpupool";
+	char dir[PATH_MAX], lib[PATH_MAX + 32], region_tmp[PATH_MAX] = "", tregion[PATH_MAX];
 	int sim = 0, verbose = 0, c, rc;
 	struct gp_limit lim;
 	unsigned pct;
@@ -154,6 +197,8 @@ int gp_cli_run(int argc, char **argv)
 		case 'p': priority = optarg; break;
 		case 'r': region = optarg; break;
 		case 's': sim = 1; break;
+		case 't': tenant = optarg; break;
+		case 'S': state_dir = optarg; break;
 		case 'v': verbose = 1; break;
 		case 'h': fputs(help, stdout); return GP_EXIT_OK;
 		default: return gp_cli_usage_error("run", "bad option");
@@ -170,6 +215,17 @@ int gp_cli_run(int argc, char **argv)
 	    strcmp(priority, "low"))
 		return gp_cli_usage_error("run", "--priority %s: not high, normal or low", priority);
 
+	if (tenant && region)
+		return gp_cli_usage_error("run", "--tenant and --region both name the region");
+	if (tenant) {
+		rc = tenant_region(tenant, state_dir, tregion, sizeof tregion);
+		if (rc == -EINVAL)
+			return gp_cli_usage_error("run", "--tenant %s: want POD/CONTAINER, each 1-63 "
+							 "of A-Z a-z 0-9 . _ -", tenant);
+		if (rc)
+			return GP_EXIT_FAIL;
+		region = tregion;
+	}
 	if ((rc = gp_cli_self_dir(dir, sizeof dir))) {
 		fprintf(stderr, "gpupool run: cannot find my own directory: %s\n", strerror(-rc));
 		return GP_EXIT_FAIL;
@@ -181,11 +237,11 @@ int gp_cli_run(int argc, char **argv)
 	}
 	if (!region && !getenv("GPUPOOL_REGION")) {
 		int fd;
-		snprintf(region_tmp, sizeof region_tmp, "%s/gpupool-region-XXXXXX", runtime_dir());
+		snprintf(region_tmp, sizeof region_tmp, "%s/gpupool-region-XXXXXX", gp_cli_runtime_dir());
 		fd = mkstemp(region_tmp);
 		if (fd < 0) {
 			fprintf(stderr, "gpupool run: cannot create a region file in %s: %s\n",
-				runtime_dir(), strerror(errno));
+				gp_cli_runtime_dir(), strerror(errno));
 			return GP_EXIT_FAIL;
 		}
 		close(fd); /* the library sizes and initialises it */
@@ -199,16 +255,9 @@ int gp_cli_run(int argc, char **argv)
 	    (region && put("GPUPOOL_REGION", region)) || (verbose && put("GPUPOOL_LOG", "info")))
 		goto fail;
 	if (sim) {
-		char simdir[PATH_MAX + 8], state[PATH_MAX];
-		snprintf(simdir, sizeof simdir, "%s/sim", dir);
-		if (access(simdir, X_OK)) {
-			fprintf(stderr, "gpupool run: --sim: %s: %s\n", simdir, strerror(errno));
-			goto fail;
-		}
-		snprintf(state, sizeof state, "%s/gpupool-sim-%u.state", runtime_dir(),
-			 (unsigned)getuid());
-		if (prepend("LD_LIBRARY_PATH", simdir) ||
-		    (!getenv("GPUPOOL_SIM_STATE") && put("GPUPOOL_SIM_STATE", state)))
+		char simdir[PATH_MAX];
+
+		if (gp_cli_sim_env("run", simdir, sizeof simdir) || prepend("LD_LIBRARY_PATH", simdir))
 			goto fail;
 	}
 

@@ -257,6 +257,30 @@ void gp_http_reply(struct gp_http_req *rq, int status, const char *content_type,
 		evbuffer_free(out);
 }
 
+static void free_body(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+void gp_http_reply_owned(struct gp_http_req *rq, int status, const char *content_type,
+			 char *body, size_t len)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	if (content_type)
+		evhttp_add_header(evhttp_request_get_output_headers(rq->ev), "Content-Type",
+				  content_type);
+	/* By reference: a large body is neither copied nor allocated twice;
+	 * libevent frees it once it is written. */
+	if (!out || !len || evbuffer_add_reference(out, body, len, free_body, NULL) != 0)
+		free(body);
+	evhttp_send_reply(rq->ev, status, NULL, out);
+	if (out)
+		evbuffer_free(out);
+}
+
 void gp_http_reply_json(struct gp_http_req *rq, int status, json_t *doc)
 {
 	char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -266,9 +290,8 @@ void gp_http_reply_json(struct gp_http_req *rq, int status, json_t *doc)
 		gp_http_reply(rq, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
 		return;
 	}
-	gp_http_reply(rq, status, "application/json", s, strlen(s));
-	free(s);
 	json_decref(doc);
+	gp_http_reply_owned(rq, status, "application/json", s, strlen(s));
 }
 
 void gp_http_reply_error(struct gp_http_req *rq, int status, const char *fmt, ...)

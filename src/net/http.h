@@ -72,6 +72,11 @@ json_t *gp_http_body_json(struct gp_http_req *rq, char *err, size_t n);
 void gp_http_reply(struct gp_http_req *rq, int status, const char *content_type,
 		   const char *body, size_t len);
 
+/* The same with a body from malloc, which the reply takes over (and
+ * frees once sent): no copy of a large body. */
+void gp_http_reply_owned(struct gp_http_req *rq, int status, const char *content_type,
+			 char *body, size_t len);
+
 /* Reply with `doc` serialised (compact); takes ownership of doc. */
 void gp_http_reply_json(struct gp_http_req *rq, int status, json_t *doc);
 

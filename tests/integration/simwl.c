@@ -35,6 +35,12 @@
  *                        messages)
  *   sleep MS             sleep
  *   hold                 report held=1 and sleep until killed (<= 60 s)
+ *   device I             retain device I's primary context and make it
+ *                        current; device=<CUresult>
+ *   stdin                read further commands from stdin, one line at a
+ *                        time (words separated by spaces); ok=<line number>
+ *                        after each line, so a test can drive the program
+ *                        step by step; ends at end of input
  */
 #define __CUDA_API_VERSION_INTERNAL
 #include <cuda.h>
@@ -115,9 +121,32 @@ static int cmd_init(void)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv);
+
+/* The stdin command: one line of commands at a time. */
+static int run_stdin(void)
 {
-	for (int i = 1; i < argc; i++) {
+	char line[512];
+	int n = 0;
+
+	while (fgets(line, sizeof line, stdin)) {
+		char *words[32], *save = NULL, *w;
+		int nw = 0, rc;
+
+		for (w = strtok_r(line, " \t\n", &save); w && nw < 32; w = strtok_r(NULL, " \t\n", &save))
+			words[nw++] = w;
+		rc = run(nw, words);
+		if (rc)
+			return rc;
+		report("ok", "%d", ++n);
+	}
+	return 0;
+}
+
+/* Run the commands argv[0..argc). */
+static int run(int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
 		const char *c = argv[i];
 		uint64_t v;
 		CUresult rc;
@@ -327,10 +356,27 @@ int main(int argc, char **argv)
 			report("held", "1");
 			for (int k = 0; k < 600; k++)
 				msleep(100);
+		} else if (!strcmp(c, "device") && i + 1 < argc) {
+			CUcontext dctx;
+
+			rc = cuDevicePrimaryCtxRetain(&dctx, atoi(argv[++i]));
+			if (rc == CUDA_SUCCESS && (rc = cuCtxSetCurrent(dctx)) == CUDA_SUCCESS)
+				ctx = dctx;
+			report("device", "%d", (int)rc);
+		} else if (!strcmp(c, "stdin")) {
+			int r = run_stdin();
+
+			if (r)
+				return r;
 		} else {
 			fprintf(stderr, "simwl: unknown command '%s'\n", c);
 			return 2;
 		}
 	}
 	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	return run(argc - 1, argv + 1);
 }

@@ -11,6 +11,9 @@ TLS, with the semantics `gpupool sched` must get right:
   (415 otherwise), and a metadata.resourceVersion in a merge patch must
   match the object's (409 Conflict otherwise), as the real API server;
 - a pod's binding subresource binds it once; a second binding is 409;
+- Events can be created (kept in `kube_events`), and a pod's eviction
+  subresource deletes it, or answers 429 while `pdb_blocks` names it (as
+  a PodDisruptionBudget would);
 - lists support the fieldSelectors the extender uses (spec.nodeName=,
   spec.nodeName!=, status.phase!=, comma = and);
 - faults on demand: the next N patches of an object conflict (as if
@@ -148,6 +151,9 @@ class FakeAPI:
         self.failures = {}  # (method, kind) -> [status, count]
         self.bindings = {}  # (ns, name) -> node
         self.conflicted = 0  # patches refused for a stale resourceVersion
+        self.kube_events = []  # Event objects created
+        self.pdb_blocks = set()  # (ns, name) whose eviction a PDB forbids
+        self.evicted = []  # (ns, name) evicted
         for n in nodes:
             self.put_node(n)
         for p in pods:
@@ -272,6 +278,10 @@ class FakeAPI:
             return "node"
         if parts[-1:] == ["binding"]:
             return "binding"
+        if parts[-1:] == ["eviction"]:
+            return "eviction"
+        if parts[-1:] == ["events"]:
+            return "event"
         return "pod"
 
     def route(self, method, parts, query, ctype, body):
@@ -285,10 +295,14 @@ class FakeAPI:
             return 200, self.listing("PodList", self.pods.values(), sel)
         if len(rest) == 2 and rest[0] == "nodes":
             return self.object(method, self.nodes, rest[1], ctype, body, "/".join(parts))
+        if rest[:1] == ["namespaces"] and rest[2:] == ["events"] and method == "POST":
+            return self.event(rest[1], ctype, body)
         if len(rest) >= 4 and rest[0] == "namespaces" and rest[2] == "pods":
             key = (rest[1], rest[3])
             if len(rest) == 5 and rest[4] == "binding" and method == "POST":
                 return self.bind(key, ctype, body)
+            if len(rest) == 5 and rest[4] == "eviction" and method == "POST":
+                return self.evict(key, ctype, body)
             if len(rest) == 4:
                 return self.object(method, self.pods, key, ctype, body, "/".join(parts))
         raise KeyError(parts)
@@ -360,6 +374,33 @@ class FakeAPI:
         self.bump(pod)
         self.bindings[key] = node
         self.events.append(("bind", "%s/%s" % key, node))
+        return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
+
+
+    def event(self, ns, ctype, body):
+        if ctype != "application/json":
+            return 415, status(415, "UnsupportedMediaType", ctype)
+        ev = json.loads(body)
+        if ev.get("kind") != "Event" or (ev.get("metadata") or {}).get("namespace") != ns:
+            raise ValueError("not an Event of namespace %s" % ns)
+        if not (ev.get("involvedObject") or {}).get("name") or not ev.get("reason"):
+            raise ValueError("an Event needs involvedObject.name and reason")
+        self.kube_events.append(ev)
+        return 201, ev
+
+    def evict(self, key, ctype, body):
+        if ctype != "application/json":
+            return 415, status(415, "UnsupportedMediaType", ctype)
+        b = json.loads(body)
+        if b.get("kind") != "Eviction" or b.get("apiVersion") != "policy/v1" or \
+                (b.get("metadata") or {}).get("name") != key[1]:
+            raise ValueError("not a policy/v1 Eviction of %s/%s" % key)
+        self.pods[key]  # 404 when gone
+        if key in self.pdb_blocks:
+            return 429, status(429, "TooManyRequests", "Cannot evict pod as it would violate "
+                               "the pod's disruption budget.")
+        del self.pods[key]
+        self.evicted.append(key)
         return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
 
 
