@@ -10,6 +10,7 @@ typedef int (*gp_cli_fn)(int argc, char **argv);
 
 int gp_cli_agent(int argc, char **argv);
 int gp_cli_run(int argc, char **argv);
+int gp_cli_top(int argc, char **argv);
 int gp_cli_scaler(int argc, char **argv);
 int gp_cli_sched(int argc, char **argv);
 

@@ -23,6 +23,7 @@ static const struct {
 	{"run", gp_cli_run, "run a program under a GPU memory budget"},
 	{"scaler", gp_cli_scaler, "KEDA adapter: RabbitMQ consumer saturation and its forecast"},
 	{"sched", gp_cli_sched, "kube-scheduler extender: fragmentation-aware vGPU placement"},
+	{"top", gp_cli_top, "live view of a node's GPUs and tenants"},
 };
 
 static void usage(FILE *f)
