@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -199,6 +200,20 @@ static int write_ready(const char *path, const struct gp_http *h)
 	return rc;
 }
 
+/* The agent keeps every tenant's region open between collections: a node
+ * of a thousand tenants needs more descriptors than the usual soft limit
+ * of 1024, so take the hard limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			gp_warn("cannot raise the descriptor limit: %s", strerror(errno));
+	}
+}
+
 /* NVML, the cards and the health watcher.  An agent without NVML still
  * serves its tenants; it only never writes a node state. */
 static void open_gpus(struct gp_agent *a)
@@ -246,6 +261,7 @@ int gp_agent_run(const struct gp_agent_config *c)
 		goto out;
 	}
 	a->cfg = c;
+	raise_fd_limit();
 	pthread_mutex_init(&a->lock, NULL);
 	{
 		/* Deadlines are monotonic: a wall-clock step must not stall us. */

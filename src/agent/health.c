@@ -96,7 +96,8 @@ int gp_health_start(struct gp_health **out, struct gp_nvml *nvml, struct gp_gpus
 		return -ENOMEM;
 	if (n > GP_HEALTH_MAX_IGNORE)
 		n = GP_HEALTH_MAX_IGNORE;
-	memcpy(h->ignore, ignore, n * sizeof *ignore);
+	if (n)
+		memcpy(h->ignore, ignore, n * sizeof *ignore);
 	h->nignore = n;
 	h->nvml = nvml;
 	h->gpus = g;

@@ -379,13 +379,19 @@ static void on_idle(struct worker *w, const struct gp_idle_pod *p)
 {
 	struct gp_agent *a = w->a;
 	const struct gp_agent_config *c = a->cfg;
+	int marked = is_marked(a, p->uid);
 	int named = a->kube && dns_ok(p->ns) && dns_ok(p->pod);
-	struct acted *m = acted_of(w, p->uid, 1);
+	struct acted *m;
 
-	if (!m || p->exempt)
+	/* With an API server, act only on pods the last list named: a pod too
+	 * new for it waits a resync rather than going unnamed to --idle-exec. */
+	if (p->exempt || (a->kube && marked < 0))
+		return;
+	m = acted_of(w, p->uid, 1);
+	if (!m)
 		return;
 	m->seen = 1;
-	if (named && is_marked(a, p->uid) == 0) {
+	if (named && marked == 0) {
 		char since[40], msg[256];
 
 		gp_agent_time((int64_t)(gp_wall_ns() / 1000000) - (int64_t)(p->idle_s * 1000), since,
