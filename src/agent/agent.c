@@ -152,6 +152,7 @@ static void *collector(void *arg)
 	struct gp_agent *a = arg;
 	uint64_t period = a->cfg->interval_ms * 1000000ull;
 
+	pthread_setname_np(pthread_self(), "gp-collect"); /* for top -H, perf */
 	for (;;) {
 		struct gp_agent_snap *s = NULL;
 		struct gp_tenant_stale *stale = NULL;

@@ -46,6 +46,7 @@ static void *watch(void *arg)
 {
 	struct gp_health *h = arg;
 
+	pthread_setname_np(pthread_self(), "gp-health");
 	while (!atomic_load(&h->stop)) {
 		nvmlEventData_t ev;
 		nvmlReturn_t rc = h->nvml->nvmlEventSetWait_v2(h->set, &ev, WAIT_MS);

@@ -464,6 +464,7 @@ static void *work(void *arg)
 	struct gp_agent *a = w->a;
 	const struct gp_agent_config *c = a->cfg;
 
+	pthread_setname_np(pthread_self(), "gp-kube");
 	for (;;) {
 		uint64_t now = gp_now_ns(), next = now + 3600000000000ull;
 		struct gp_idle_pod *v = NULL;
