@@ -13,7 +13,7 @@ import pytest
 
 from agent_kit import (GiB, MiB, Agent, GPUPOOL, SIMCTL, machine, promtool_check, series,
                        truth, until)
-from test_sched_fakeapi import FakeAPI, write_kubeconfig
+from test_sched_fakeapi import FakeAPI, Sched, stopped_cleanly, write_kubeconfig
 
 assert machine  # a fixture
 
@@ -172,6 +172,36 @@ def test_fault_makes_the_node_state_unhealthy_within_a_second(machine, api):
         first = node_state(api)["updated"]
         until("a heartbeat", lambda: node_state(api)["updated"] != first, limit=6)
     finally:
+        assert agent.stop() == 0, agent.output()
+
+
+def test_gpupool_sched_places_on_what_the_agent_writes(machine, api):
+    """The extender reads the agent's node state: a 60 GB pod fits on the
+    node while its cards are healthy, and nowhere once both have failed."""
+    agent = kube_agent(machine, api)
+    kc = os.path.join(machine.dir, "kubeconfig")
+    sched = Sched(["--kubeconfig", kc, "--resync", "200ms"], tmp=machine.dir)
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "big", "namespace": "ml", "uid": "uid-big"},
+           "spec": {"containers": [{"name": "main", "image": "app", "resources": {
+               "limits": {"gpupool.io/vgpu": "1", "gpupool.io/vgpu-memory": "60000"}}}]},
+           "status": {"phase": "Pending"}}
+
+    def filtered():
+        code, body = sched.post("filter", {"Pod": pod, "NodeNames": ["node-1"]})
+        assert code == 200, body
+        return body
+    try:
+        until("the node state", lambda: node_state(api))
+        until("the node to fit", lambda: filtered()["NodeNames"] == ["node-1"])
+        machine.simctl("xid", 0, 79)
+        machine.simctl("xid", 1, 79)
+        body = until("the node to be refused", lambda: filtered()["NodeNames"] == [] and
+                     filtered())
+        assert "2 of the 2 GPUs that qualify are unhealthy" in \
+            body["FailedAndUnresolvableNodes"]["node-1"], body
+    finally:
+        stopped_cleanly(sched)
         assert agent.stop() == 0, agent.output()
 
 
