@@ -225,7 +225,8 @@ static void open_gpus(struct gp_agent *a)
 	if (!rc)
 		rc = gp_gpus_open(&a->gpus, &a->nvml, a->nvml_err, sizeof a->nvml_err);
 	if (rc) {
-		gp_error("no GPUs: %s", a->nvml_err);
+		gp_error("no GPUs: %s; serving tenants only, /healthz answers 503 (on the "
+			 "simulator: --sim)", a->nvml_err);
 		gp_nvml_close(&a->nvml);
 		return;
 	}

@@ -155,6 +155,19 @@ bad:
 	return -1;
 }
 
+/* A Node's name is a DNS subdomain; host names may come in capitals. */
+static int node_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (; *s; s++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", *s))
+			return 0;
+	return 1;
+}
+
 int gp_cli_agent(int argc, char **argv)
 {
 	static char host[HOST_NAME_MAX + 1], nvml[PATH_MAX + 32];
@@ -243,8 +256,9 @@ int gp_cli_agent(int argc, char **argv)
 		}
 		c.node_name = host;
 	}
-	if (strlen(c.node_name) > 253 || strchr(c.node_name, '/') || strchr(c.node_name, '?'))
-		return gp_cli_usage_error("agent", "--node '%s': not a node name", c.node_name);
+	if (!node_name_ok(c.node_name))
+		return gp_cli_usage_error("agent", "--node '%s': not a node name (1-253 of a-z 0-9 "
+						   ". -, as Kubernetes names nodes)", c.node_name);
 	if (sim) {
 		char simdir[PATH_MAX];
 

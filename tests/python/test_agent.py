@@ -357,6 +357,8 @@ def test_without_nvml_it_still_serves_tenants(machine):
     (["--sim", "--nvml", "x.so"], "--nvml"),
     (["--idle-after", "0"], "--idle-after"),
     (["extra"], "extra"),
+    (["--node", "a b"], "--node"),
+    (["--node", "x/../y"], "--node"),
 ])
 def test_usage_errors(args, why):
     r = subprocess.run([GPUPOOL, "agent"] + args, capture_output=True, text=True, timeout=10)
