@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent/devplugin.h"
 #include "agent/nodestate.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -251,6 +252,17 @@ static int open_kube(struct gp_agent *a)
 	return rc;
 }
 
+/* Allocate calls left at stop: their calls ended with the servers. */
+static void free_jobs(struct gp_alloc_job *j)
+{
+	while (j) {
+		struct gp_alloc_job *next = j->next;
+
+		free(j);
+		j = next;
+	}
+}
+
 int gp_agent_run(const struct gp_agent_config *c)
 {
 	struct gp_agent *a = calloc(1, sizeof *a);
@@ -306,6 +318,25 @@ int gp_agent_run(const struct gp_agent_config *c)
 			goto out;
 		}
 	}
+	if (c->device_plugin) {
+		/* The per-model resources come from the cards of a first
+		 * collection: wait for it (a few milliseconds). */
+		for (int i = 0; i < 500; i++) {
+			struct gp_agent_snap *s = gp__agent_snap(a);
+
+			gp_snap_unref(s);
+			if (s)
+				break;
+			struct timespec ts = {0, 10000000};
+
+			nanosleep(&ts, NULL);
+		}
+		rc = gp_devplugin_start(&a->dp, a, gp_loop_base(loop));
+		if (rc) {
+			gp_error("cannot start the device plugin: %s", strerror(-rc));
+			goto out;
+		}
+	}
 	if (c->ready_file) {
 		rc = write_ready(c->ready_file, http);
 		if (rc) {
@@ -320,6 +351,8 @@ int gp_agent_run(const struct gp_agent_config *c)
 out:
 	if (ready)
 		unlink(c->ready_file);
+	if (a)
+		gp_devplugin_stop(a->dp);
 	gp_http_stop(http);
 	if (a) {
 		pthread_mutex_lock(&a->lock);
@@ -340,6 +373,8 @@ out:
 		free(a->state_key);
 		free(a->verdicts);
 		free(a->pods);
+		free_jobs(a->alloc_todo);
+		free_jobs(a->alloc_done);
 		pthread_cond_destroy(&a->wake_kube);
 		pthread_cond_destroy(&a->wake_collector);
 		pthread_mutex_destroy(&a->lock);

@@ -39,6 +39,10 @@ struct gp_agent_config {
 	unsigned max_tenants;      /* regions read per collection */
 	unsigned nignore_xids;     /* XIDs that do not make a card unhealthy */
 	unsigned ignore_xids[GP_AGENT_MAX_XIDS];
+	int device_plugin;         /* serve kubelet's device-plugin API */
+	const char *kubelet_dir;   /* kubelet's device-plugin directory */
+	int hami_names;            /* register nvidia.com/gpu instead of ours */
+	const char *lib;           /* libgpupool.so to install on the host */
 };
 
 /* Run until SIGINT/SIGTERM.  Returns 0, or a negative errno when the agent

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "agent/agent.h"
+#include "agent/allocate.h"
 #include "agent/collect.h"
 #include "agent/health.h"
 #include "agent/idle.h"
@@ -59,9 +60,31 @@ struct gp_agent {
 	int pods_ok;                   /* the list is current */
 	uint64_t pods_wall_ns;         /* when the last good list was asked for */
 
+	struct gp_alloc_job *alloc_todo; /* Allocate calls for the worker */
+	struct gp_alloc_job *alloc_done; /* and its answers, for the loop */
+	struct gp_devplugin *dp;
+
 	pthread_t collector, kubework;
 	int collector_on, kubework_on;
 };
+
+/* An Allocate call on its way through the Kubernetes worker.  The loop
+ * owns `call` and `cancelled`; the worker fills `rc`, `why` and the
+ * grants; the lists are under the agent's lock. */
+#define GP_ALLOC_MAX_CTRS 16
+struct gp_alloc_job {
+	struct gp_alloc_job *next;
+	struct gp_grpc_call *call;  /* NULL once cancelled */
+	char resource[128];
+	unsigned nctr;
+	unsigned count[GP_ALLOC_MAX_CTRS];      /* devices per container */
+	int rc;                                  /* 0, or why failed */
+	char why[512];
+	struct gp_alloc_grant grant[GP_ALLOC_MAX_CTRS];
+};
+
+/* Called by the worker: answer every queued Allocate. */
+void gp__allocate_work(struct gp_agent *a);
 
 /* The latest snapshot, referenced (gp_snap_unref it), or NULL. */
 struct gp_agent_snap *gp__agent_snap(struct gp_agent *a);

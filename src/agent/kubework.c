@@ -500,6 +500,7 @@ static void *work(void *arg)
 		if (v)
 			judge(w, v, nv);
 		free(v);
+		gp__allocate_work(a);
 		reap(w);
 		if (a->kube) {
 			next = w->next_list < next ? w->next_list : next;
@@ -508,7 +509,8 @@ static void *work(void *arg)
 		if (w->nchild)
 			next = now + 200000000ull < next ? now + 200000000ull : next;
 		pthread_mutex_lock(&a->lock);
-		while (!a->stop && !a->state_dirty && !a->verdicts_new && gp_now_ns() < next)
+		while (!a->stop && !a->state_dirty && !a->verdicts_new && !a->alloc_todo &&
+		       gp_now_ns() < next)
 			gp__agent_wait(&a->wake_kube, &a->lock, next);
 		if (a->stop) {
 			pthread_mutex_unlock(&a->lock);

@@ -44,7 +44,18 @@ static const char help[] =
 	"      --heartbeat DURATION   rewrite gpupool.io/node-state this often\n"
 	"                             (default 30s; at once when a card changes)\n"
 	"      --resync DURATION      re-list the node's pods this often (default 30s)\n"
-	"      --slices N             tenants per card in the node state (default 10)\n"
+	"      --slices N             tenants per card in the node state and devices\n"
+	"                             per card for kubelet (default 10)\n"
+	"      --device-plugin        serve kubelet's device-plugin API: the\n"
+	"                             resources gpupool.io/vgpu and gpupool.io/vgpu-MODEL\n"
+	"                             per card model; installs the library into\n"
+	"                             STATE-DIR/lib first\n"
+	"      --kubelet-dir DIR      kubelet's device-plugin directory (default\n"
+	"                             /var/lib/kubelet/device-plugins)\n"
+	"      --hami-names           register HAMi's nvidia.com/gpu instead (clusters\n"
+	"                             moving from HAMi)\n"
+	"      --lib PATH             the libgpupool.so to install (default: the one\n"
+	"                             next to this gpupool)\n"
 	"\n"
 	"idle pods:\n"
 	"      --idle-after DURATION  a pod whose tenants launched no kernel and made\n"
@@ -76,7 +87,7 @@ static const char help[] =
 enum {
 	O_STATE = 256, O_NODE, O_SIM, O_NVML, O_INTERVAL, O_MAX_TENANTS, O_IGNORE_XID, O_KUBECONFIG,
 	O_NO_KUBE, O_HEARTBEAT, O_RESYNC, O_SLICES, O_IDLE_AFTER, O_IDLE_ACTION, O_IDLE_EXEC,
-	O_IDLE_EXEC_TIMEOUT, O_LISTEN, O_READY,
+	O_IDLE_EXEC_TIMEOUT, O_LISTEN, O_READY, O_DEVICE_PLUGIN, O_KUBELET_DIR, O_HAMI_NAMES, O_LIB,
 };
 
 static const struct option longopts[] = {
@@ -98,6 +109,10 @@ static const struct option longopts[] = {
 	{"idle-exec-timeout", required_argument, NULL, O_IDLE_EXEC_TIMEOUT},
 	{"listen", required_argument, NULL, O_LISTEN},
 	{"ready-file", required_argument, NULL, O_READY},
+	{"device-plugin", no_argument, NULL, O_DEVICE_PLUGIN},
+	{"kubelet-dir", required_argument, NULL, O_KUBELET_DIR},
+	{"hami-names", no_argument, NULL, O_HAMI_NAMES},
+	{"lib", required_argument, NULL, O_LIB},
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
@@ -170,11 +185,11 @@ static int node_name_ok(const char *s)
 
 int gp_cli_agent(int argc, char **argv)
 {
-	static char host[HOST_NAME_MAX + 1], nvml[PATH_MAX + 32];
+	static char host[HOST_NAME_MAX + 1], nvml[PATH_MAX + 32], lib[PATH_MAX + 32];
 	struct gp_agent_config c = {
 		.listen = ":9400", .state_dir = "/var/lib/gpupool", .interval_ms = 1000,
 		.heartbeat_ms = 30000, .resync_ms = 30000, .idle_exec_timeout_ms = 300000,
-		.slices = 10, .max_tenants = 1024,
+		.slices = 10, .max_tenants = 1024, .kubelet_dir = "/var/lib/kubelet/device-plugins",
 	};
 	int sim = 0, no_kube = 0, verbose = 0, opt, rc;
 
@@ -234,6 +249,10 @@ int gp_cli_agent(int argc, char **argv)
 			break;
 		case O_LISTEN: c.listen = strcmp(optarg, "off") ? optarg : NULL; break;
 		case O_READY: c.ready_file = optarg; break;
+		case O_DEVICE_PLUGIN: c.device_plugin = 1; break;
+		case O_KUBELET_DIR: c.kubelet_dir = optarg; break;
+		case O_HAMI_NAMES: c.hami_names = 1; break;
+		case O_LIB: c.lib = optarg; break;
 		case 'v': verbose = 1; break;
 		case 'h': fputs(help, stdout); return GP_EXIT_OK;
 		default: return gp_cli_usage_error("agent", "bad option");
@@ -268,6 +287,19 @@ int gp_cli_agent(int argc, char **argv)
 		c.nvml_path = nvml;
 	}
 	c.kube = !no_kube && (c.kubeconfig || getenv("KUBERNETES_SERVICE_HOST"));
+	if ((c.hami_names || c.lib) && !c.device_plugin)
+		return gp_cli_usage_error("agent", "--hami-names and --lib go with --device-plugin");
+	if (c.device_plugin && !c.lib) {
+		char dir[PATH_MAX];
+
+		if (gp_cli_self_dir(dir, sizeof dir) == 0) {
+			snprintf(lib, sizeof lib, "%s/libgpupool.so", dir);
+			c.lib = lib;
+		}
+		if (!c.lib || access(c.lib, R_OK) != 0)
+			return gp_cli_usage_error("agent", "--device-plugin: no libgpupool.so next "
+							   "to gpupool: name it with --lib");
+	}
 	{
 		enum gp_log_level level = GP_LOG_WARN;
 
