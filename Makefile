@@ -25,9 +25,11 @@ BASE_CFLAGS := -std=c11 $(WARN) -D_GNU_SOURCE -fPIC -Iinclude -Isrc -I$(B)/gen \
 HIDDEN := -fvisibility=hidden
 ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS)
 LDLIBS := -ldl -lpthread
-# What the daemons (sched, scaler, agent) link; --as-needed drops what a
-# program does not use.
-DAEMON_LIBS := -Wl,--as-needed -levent -ljansson -lcurl -lnghttp2 -lprotobuf-c -lm
+# What the daemons (sched, scaler, agent, webhook) link; --as-needed drops
+# what a program does not use.  libevent_openssl and OpenSSL: the webhook's
+# HTTPS.
+DAEMON_LIBS := -Wl,--as-needed -levent_openssl -levent -lssl -lcrypto -ljansson -lcurl \
+	-lnghttp2 -lprotobuf-c -lm
 
 obj = $(patsubst src/%.c,$(B)/obj/%.o,$(patsubst src/%.S,$(B)/obj/%.o,$(1)))
 

@@ -122,6 +122,8 @@ int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp
 						  EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 						  EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(h->ev, dispatch, h);
+	if (o->bevcb)
+		evhttp_set_bevcb(h->ev, o->bevcb, o->bevcb_arg);
 	h->sock = evhttp_bind_socket_with_handle(h->ev, host, (ev_uint16_t)port);
 	if (!h->sock) {
 		rc = errno ? -errno : -EADDRNOTAVAIL;

@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+struct bufferevent;
 struct event_base;
 struct gp_http;     /* a listening server */
 struct gp_http_req; /* one request; valid until its handler replies */
@@ -30,6 +31,12 @@ struct gp_http_opts {
 	size_t max_body;     /* larger request bodies are refused with 413 */
 	size_t max_headers;  /* more header bytes than this: 431 */
 	int timeout_s;       /* a client silent this long is dropped */
+	/* Optional: makes each accepted connection's bufferevent, e.g. TLS
+	 * over the socket (evhttp_set_bevcb; evhttp sets the descriptor).
+	 * NULL: plain HTTP.  It must not return NULL: evhttp would then
+	 * serve that connection in plain text. */
+	struct bufferevent *(*bevcb)(struct event_base *base, void *arg);
+	void *bevcb_arg;     /* passed to bevcb */
 };
 
 /* Listen and serve on `base`.  `routes` ends with a zeroed entry and must
