@@ -205,7 +205,7 @@ check:
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" test
 
 # --- demo and benchmarks ----------------------------------------------------
-demo: all $(B)/tests/integration/tenant
+demo: all $(B)/tests/integration/tenant $(B)/tests/integration/simwl
 	@GP_BUILD=$(B) scripts/demo
 
 BENCH_SRC := $(wildcard bench/*.c)
