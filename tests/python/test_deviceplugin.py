@@ -233,6 +233,27 @@ def test_allocate_answers_the_pods_slice(node, machine):
           limit=20)
 
 
+def test_a_restarted_agent_hands_nothing_out_twice(node, machine):
+    kubelet, api, agent = node
+    until("registration", lambda: RES in kubelet.resources())
+    uuid = agent.json("/v1/gpus")["gpus"][0]["uuid"]
+    api.put_pod(gpu_pod("nb-1", "uid-nb1", uuid, 1024))
+    kubelet.allocate(RES, ["x-0"])
+    assert agent.stop() == 0, agent.output()
+    with kubelet.lock:
+        kubelet.registered = []
+    kc = os.path.join(machine.dir, "kubeconfig")
+    again = Agent(machine, ["--kubeconfig", kc, "--device-plugin", "--kubelet-dir",
+                            kubelet.dir])
+    try:
+        until("registration again", lambda: RES in kubelet.resources())
+        with pytest.raises(grpc.RpcError) as e:
+            kubelet.allocate(RES, ["x-1"])
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        assert again.stop() == 0, again.output()
+
+
 def test_survives_a_kubelet_restart(node, machine):
     kubelet, api, agent = node
     until("registration", lambda: RES in kubelet.resources())
