@@ -210,6 +210,16 @@ print(json.dumps(out))
 """
 
 
+def preload(lib):
+    """LD_PRELOAD for `lib`: under a sanitizer build (make check) the
+    sanitizer's runtime must come first."""
+    if not os.environ.get("GP_SAN"):
+        return lib
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                          text=True).stdout.strip()
+    return asan + ":" + lib
+
+
 def truth(m):
     """The simulator's NVML, asked from a process of its own: per card
     {"used", "total", "procs": {pid: bytes}}."""

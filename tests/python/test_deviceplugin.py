@@ -16,7 +16,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from agent_kit import GiB, MiB, Agent, SIMWL, machine, series, until
+from agent_kit import GiB, MiB, Agent, SIMWL, machine, preload, series, until
 from scaler_kit import BUILD, ROOT
 from test_sched_fakeapi import FakeAPI, write_kubeconfig
 
@@ -208,7 +208,7 @@ def test_allocate_answers_the_pods_slice(node, machine):
     # directory, refused past 2 GiB; the agent names it.
     env = machine.env(NVIDIA_VISIBLE_DEVICES=uuid, GPUPOOL_MEMORY_LIMIT_0=str(2 * GiB),
                       GPUPOOL_REGION=state + "/tenants/uid-nb0/main/region",
-                      LD_PRELOAD=state + "/lib/libgpupool.so",
+                      LD_PRELOAD=preload(state + "/lib/libgpupool.so"),
                       LD_LIBRARY_PATH=os.path.join(BUILD, "sim"))
     p = subprocess.Popen([SIMWL, "init", "alloc", "1GiB", "alloc", "1GiB", "hold"], env=env,
                          stdout=subprocess.PIPE, text=True)

@@ -18,7 +18,7 @@ import urllib.request
 import grpc
 import pytest
 
-from agent_kit import GiB, MiB, Agent, Machine, SIMWL, series, until
+from agent_kit import GiB, MiB, Agent, Machine, SIMWL, preload, series, until
 from scaler_kit import BUILD, GPUPOOL
 from test_deviceplugin import RES, Kubelet, pb
 from test_sched_fakeapi import FakeAPI, Sched, stopped_cleanly, write_kubeconfig
@@ -169,8 +169,8 @@ def run_container(machine, answer, *cmds):
     the mounts' host paths (no container runtime here)."""
     mounts = {m.container_path: m.host_path for m in answer.mounts}
     env = machine.env(**dict(answer.envs))
-    preload = open(mounts["/etc/ld.so.preload"]).read().strip()
-    env["LD_PRELOAD"] = mounts[preload]  # what ld.so does with /etc/ld.so.preload
+    lib = open(mounts["/etc/ld.so.preload"]).read().strip()
+    env["LD_PRELOAD"] = preload(mounts[lib])  # what ld.so does with /etc/ld.so.preload
     env["GPUPOOL_REGION"] = env["GPUPOOL_REGION"].replace("/var/run/gpupool",
                                                           mounts["/var/run/gpupool"])
     env["LD_LIBRARY_PATH"] = os.path.join(BUILD, "sim")
