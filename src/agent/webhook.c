@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/parse.h"
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,33 +158,6 @@ static void scan_container(json_t *ctr, const char *list, size_t i, struct scan 
 	scan_map(s->requests, s, true);
 }
 
-/* Optimal string alignment distance between a and b, capped at 3. */
-static unsigned distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned d[32][32];
-
-	if (la >= 32 || lb >= 32)
-		return 3;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = (unsigned)i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = (unsigned)j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			unsigned v = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-			if (d[i - 1][j] + 1 < v)
-				v = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < v)
-				v = d[i][j - 1] + 1;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < v)
-				v = d[i - 2][j - 2] + 1;
-			d[i][j] = v;
-		}
-	return d[la][lb] > 3 ? 3 : d[la][lb];
-}
-
 /* The gpupool resource an unknown gpupool.io/ name was probably meant to
  * be, or NULL.  The parser already suggests for gpupool.io/vgpu-<typo>;
  * this covers the names outside that prefix: a misspelt gpupool.io/vgpu,
@@ -211,7 +186,7 @@ static const char *suggest(const char *key)
 		if (strcmp(s, aliases[i].said) == 0)
 			return aliases[i].meant;
 	for (size_t i = 0; i < sizeof ours / sizeof *ours; i++) {
-		unsigned d = distance(s, ours[i]);
+		unsigned d = gp_typo_distance(s, ours[i]);
 		/* Two edits in a four-letter word is another word. */
 		if (d < bd && (d <= 1 || strlen(ours[i]) > 4)) {
 			bd = d;

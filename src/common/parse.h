@@ -53,4 +53,10 @@ char *gp_format_size(uint64_t bytes, char *buf, size_t n);
  * returned as length 0, so "a,,b" yields three items. */
 const char *gp_list_next(const char **cursor, char sep, size_t *len);
 
+/* Optimal string alignment distance between a and b (insertions,
+ * deletions, substitutions, adjacent swaps), capped at 3: enough to tell a
+ * typo from another word, for did-you-mean messages.  Strings of 32 bytes
+ * or more count as 3. */
+unsigned gp_typo_distance(const char *a, const char *b);
+
 #endif

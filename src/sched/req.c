@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/parse.h"
+
 #define QTY_MAX ((uint64_t)1 << 53)
 #define MODEL_PREFIX "gpupool.io/vgpu-"
 
@@ -42,34 +44,6 @@ static const char *const reserved[] = {"memory", "memory-percent", "cores"};
 static const char *const confusions[] = {"mem", "memory-percentage", "memory-pct", "gpumem",
 					 "gpucores", "core", "memorypercent", "percent"};
 
-/* Optimal string alignment distance between a and b, capped at 3. */
-static unsigned distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-	unsigned d[24][24];
-
-	if (la >= 24 || lb >= 24)
-		return 3;
-	for (size_t i = 0; i <= la; i++)
-		d[i][0] = (unsigned)i;
-	for (size_t j = 0; j <= lb; j++)
-		d[0][j] = (unsigned)j;
-	for (size_t i = 1; i <= la; i++)
-		for (size_t j = 1; j <= lb; j++) {
-			unsigned cost = a[i - 1] != b[j - 1];
-			unsigned v = d[i - 1][j] + 1;
-			if (d[i][j - 1] + 1 < v)
-				v = d[i][j - 1] + 1;
-			if (d[i - 1][j - 1] + cost < v)
-				v = d[i - 1][j - 1] + cost;
-			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-			    d[i - 2][j - 2] + 1 < v)
-				v = d[i - 2][j - 2] + 1;
-			d[i][j] = v;
-		}
-	return d[la][lb] > 3 ? 3 : d[la][lb];
-}
-
 /* The reserved name `model` is probably a misspelling of, or NULL. */
 static const char *typo_of(const char *model)
 {
@@ -79,7 +53,7 @@ static const char *typo_of(const char *model)
 			       : strstr(model, "perc") || strstr(model, "pct") ? "memory-percent"
 										: "memory";
 	for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
-		if (distance(model, reserved[i]) <= 2)
+		if (gp_typo_distance(model, reserved[i]) <= 2)
 			return reserved[i];
 	return NULL;
 }
