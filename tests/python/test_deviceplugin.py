@@ -273,3 +273,46 @@ def test_allocate_without_an_allocation_is_refused(node):
         kubelet.allocate(RES, ["x-0"])
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "gpupool.io/allocation" in e.value.details()
+
+
+def test_options_preference_and_prestart(node):
+    kubelet, api, agent = node
+    until("registration", lambda: RES in kubelet.resources())
+    pb = kubelet.pb
+    with kubelet.channel(RES) as ch:
+        opts = ch.unary_unary("/v1beta1.DevicePlugin/GetDevicePluginOptions",
+                              request_serializer=pb.Empty.SerializeToString,
+                              response_deserializer=pb.DevicePluginOptions.FromString)(
+                                  pb.Empty(), timeout=5)
+        assert not opts.pre_start_required and not opts.get_preferred_allocation_available
+        pref = ch.unary_unary(
+            "/v1beta1.DevicePlugin/GetPreferredAllocation",
+            request_serializer=pb.PreferredAllocationRequest.SerializeToString,
+            response_deserializer=pb.PreferredAllocationResponse.FromString)(
+                pb.PreferredAllocationRequest(container_requests=[
+                    pb.ContainerPreferredAllocationRequest(
+                        available_deviceIDs=["a", "b", "c"], must_include_deviceIDs=["c"],
+                        allocation_size=2)]), timeout=5)
+        assert list(pref.container_responses[0].deviceIDs) == ["c", "a"]
+        ch.unary_unary("/v1beta1.DevicePlugin/PreStartContainer",
+                       request_serializer=pb.PreStartContainerRequest.SerializeToString,
+                       response_deserializer=pb.PreStartContainerResponse.FromString)(
+                           pb.PreStartContainerRequest(devices_ids=["a"]), timeout=5)
+
+
+def test_hami_names(machine, pb):
+    kdir = tempfile.mkdtemp(prefix="kubelet-", dir="/tmp")
+    kubelet = Kubelet(pb, kdir)
+    agent = Agent(machine, ["--no-kube", "--device-plugin", "--hami-names", "--kubelet-dir",
+                            kdir])
+    try:
+        until("registration", lambda: kubelet.resources() == {"nvidia.com/gpu"})
+        assert len(list_and_watch(kubelet, "nvidia.com/gpu")[0].devices) == 20
+        # Without an API server there is no pod to find: said, not guessed.
+        with pytest.raises(grpc.RpcError) as e:
+            kubelet.allocate("nvidia.com/gpu", ["x-0"])
+        assert "no Kubernetes API" in e.value.details()
+    finally:
+        assert agent.stop() == 0, agent.output()
+        kubelet.stop()
+        shutil.rmtree(kdir, ignore_errors=True)
