@@ -1,14 +1,15 @@
 /* sched.c - `gpupool sched`: the kube-scheduler extender.  Reads the
  * command line from a table of options and runs src/sched/extender.c. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "net/client.h"
@@ -71,16 +72,6 @@ static const char help[] =
 	"  gpupool sched --listen :8888                       # in a cluster\n"
 	"  gpupool sched --kubeconfig ~/.kube/config -p fgd -v  # from a laptop\n";
 
-/* How an option's value is read, and where it goes. */
-enum kind { K_STR, K_MS, K_SIZE, K_UINT, K_FLAG };
-
-struct opt {
-	const char *name;
-	int short_name;
-	enum kind kind;
-	size_t off;      /* into struct cfg */
-};
-
 /* Everything the command line sets. */
 struct cfg {
 	struct gp_ext_opts e;
@@ -89,91 +80,27 @@ struct cfg {
 
 #define E(m) (offsetof(struct cfg, e) + offsetof(struct gp_ext_opts, m))
 
-static const struct opt opts[] = {
-	{"listen", 'l', K_STR, E(listen)},
-	{"ready-file", 0, K_STR, E(ready_file)},
-	{"kubeconfig", 0, K_STR, E(kube.kubeconfig)},
-	{"context", 0, K_STR, E(kube.context)},
-	{"sa-dir", 0, K_STR, E(kube.sa_dir)},
-	{"policy", 'p', K_STR, E(policy)},
-	{"bind-lock-ttl", 0, K_MS, E(lock_ttl_ms)},
-	{"bind-lock-wait", 0, K_MS, E(lock_wait_ms)},
-	{"resync", 0, K_MS, E(resync_ms)},
-	{"node-state-max-age", 0, K_MS, E(state_max_age_ms)},
-	{"api-timeout", 0, K_MS, E(kube.timeout_ms)},
-	{"conflict-retries", 0, K_UINT, E(kube.conflict_retries)},
-	{"max-body", 0, K_SIZE, E(max_body)},
-	{"max-list", 0, K_SIZE, E(kube.max_body)},
-	{"max-nodes", 0, K_UINT, E(max_nodes)},
-	{"verbose", 'v', K_FLAG, offsetof(struct cfg, verbose)},
-	{"help", 'h', K_FLAG, offsetof(struct cfg, help)},
+static const struct gp_cli_opt opts[] = {
+	{"listen", 'l', GP_OPT_STR, E(listen), 0, 0},
+	{"ready-file", 0, GP_OPT_STR, E(ready_file), 0, 0},
+	{"kubeconfig", 0, GP_OPT_STR, E(kube.kubeconfig), 0, 0},
+	{"context", 0, GP_OPT_STR, E(kube.context), 0, 0},
+	{"sa-dir", 0, GP_OPT_STR, E(kube.sa_dir), 0, 0},
+	{"policy", 'p', GP_OPT_STR, E(policy), 0, 0},
+	{"bind-lock-ttl", 0, GP_OPT_MS, E(lock_ttl_ms), 0, 0},
+	{"bind-lock-wait", 0, GP_OPT_MS, E(lock_wait_ms), 0, 0},
+	{"resync", 0, GP_OPT_MS, E(resync_ms), 0, 0},
+	{"node-state-max-age", 0, GP_OPT_MS, E(state_max_age_ms), 0, 0},
+	{"api-timeout", 0, GP_OPT_MS, E(kube.timeout_ms), 0, 0},
+	{"conflict-retries", 0, GP_OPT_UINT, E(kube.conflict_retries), 1, 1000000},
+	{"max-body", 0, GP_OPT_SIZE, E(max_body), 1, (uint64_t)1 << 32},
+	{"max-list", 0, GP_OPT_SIZE, E(kube.max_body), 1, (uint64_t)1 << 32},
+	{"max-nodes", 0, GP_OPT_UINT, E(max_nodes), 1, 1000000},
+	{"verbose", 'v', GP_OPT_FLAG, offsetof(struct cfg, verbose), 0, 0},
+	{"help", 'h', GP_OPT_FLAG, offsetof(struct cfg, help), 0, 0},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)
-
-/* A duration: digits and a unit (ms, s, m, h; none = s).  Milliseconds,
- * at most a day.  Returns 0 or -EINVAL. */
-static int parse_ms(const char *s, long *out)
-{
-	static const struct {
-		const char *unit;
-		long ms;
-	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-	char *end;
-	long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || v > 86400000L)
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v * units[i].ms > 86400000L)
-				return -EINVAL;
-			*out = v * units[i].ms;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-/* Store one option's value into cfg.  Returns 0 or a usage error. */
-static int set(struct cfg *c, const struct opt *o, const char *val)
-{
-	char *p = (char *)c + o->off;
-	uint64_t u;
-
-	switch (o->kind) {
-	case K_STR:
-		if (!*val)
-			return gp_cli_usage_error("sched", "--%s: empty value", o->name);
-		*(const char **)p = val;
-		return 0;
-	case K_MS:
-		if (parse_ms(val, (long *)p))
-			return gp_cli_usage_error("sched",
-						  "--%s: '%s' is not a duration (e.g. 15s, 500ms)",
-						  o->name, val);
-		return 0;
-	case K_SIZE:
-		if (gp_parse_size(val, &u) || u == 0 || u > ((uint64_t)1 << 32))
-			return gp_cli_usage_error("sched", "--%s: '%s' is not a size up to 4GiB",
-						  o->name, val);
-		*(size_t *)p = (size_t)u;
-		return 0;
-	case K_UINT:
-		if (gp_parse_u64(val, &u) || u == 0 || u > 1000000)
-			return gp_cli_usage_error("sched", "--%s: '%s' is not a number 1..1000000",
-						  o->name, val);
-		*(unsigned *)p = (unsigned)u;
-		return 0;
-	case K_FLAG:
-		*(int *)p = 1;
-		return 0;
-	}
-	return GP_EXIT_USAGE;
-}
 
 int gp_cli_sched(int argc, char **argv)
 {
@@ -190,40 +117,13 @@ int gp_cli_sched(int argc, char **argv)
 				 .conflict_retries = 5},
 		},
 	};
-	struct option lo[NOPTS + 1];
-	char shorts[2 * NOPTS + 2], *sp = shorts;
 	enum gp_log_level level;
 	struct gp_policy pol;
 	char why[GP_REASON_MAX];
-	int ch, idx, rc;
+	int rc;
 
-	memset(lo, 0, sizeof lo);
-	for (size_t i = 0; i < NOPTS; i++) {
-		int arg = opts[i].kind == K_FLAG ? no_argument : required_argument;
-		lo[i] = (struct option){opts[i].name, arg, NULL, opts[i].short_name ? opts[i].short_name
-										     : 256 + (int)i};
-		if (opts[i].short_name) {
-			*sp++ = (char)opts[i].short_name;
-			if (arg == required_argument)
-				*sp++ = ':';
-		}
-	}
-	*sp = '\0';
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, shorts, lo, &idx)) != -1) {
-		const struct opt *o = NULL;
-
-		if (ch == '?' || ch == ':')
-			return gp_cli_usage_error("sched", "unknown option or missing value: '%s'",
-						  argv[optind - 1]);
-		for (size_t i = 0; i < NOPTS; i++)
-			if (ch == (opts[i].short_name ? opts[i].short_name : 256 + (int)i))
-				o = &opts[i];
-		if (!o)
-			return gp_cli_usage_error("sched", "unknown option '%s'", argv[optind - 1]);
-		if ((rc = set(&c, o, optarg)))
-			return rc;
-	}
+	if ((rc = gp_cli_parse_opts("sched", opts, NOPTS, argc, argv, &c)))
+		return rc;
 	if (c.help) {
 		fputs(help, stdout);
 		return GP_EXIT_OK;

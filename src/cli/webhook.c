@@ -1,7 +1,6 @@
 /* webhook.c - `gpupool webhook`: the mutating admission webhook.  Reads
  * the command line from a table of options and runs src/agent/webhook.c. */
 #include <errno.h>
-#include <getopt.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 
 #include "agent/webhook.h"
 #include "cli/cli.h"
+#include "cli/opts.h"
 #include "common/log.h"
 #include "common/parse.h"
 
@@ -74,16 +74,6 @@ static const char help[] =
 	"           resources: [pods]}]\n"
 	"  admissionReviewVersions: [v1], sideEffects: None\n";
 
-/* How an option's value is read. */
-enum kind { K_STR, K_MS, K_SIZE, K_NAME, K_FLAG };
-
-struct opt {
-	const char *name;
-	int short_name;
-	enum kind kind;
-	size_t off; /* into struct cfg */
-};
-
 /* Everything the command line sets. */
 struct cfg {
 	struct gp_webhook_config w;
@@ -92,99 +82,19 @@ struct cfg {
 
 #define W(m) (offsetof(struct cfg, w) + offsetof(struct gp_webhook_config, m))
 
-static const struct opt opts[] = {
-	{"listen", 'l', K_STR, W(listen)},
-	{"tls-cert", 0, K_STR, W(cert_file)},
-	{"tls-key", 0, K_STR, W(key_file)},
-	{"reload-interval", 0, K_MS, W(reload_ms)},
-	{"scheduler-name", 0, K_NAME, W(review.scheduler_name)},
-	{"max-body", 0, K_SIZE, W(review.max_body)},
-	{"ready-file", 0, K_STR, W(ready_file)},
-	{"verbose", 'v', K_FLAG, offsetof(struct cfg, verbose)},
-	{"help", 'h', K_FLAG, offsetof(struct cfg, help)},
+static const struct gp_cli_opt opts[] = {
+	{"listen", 'l', GP_OPT_STR, W(listen), 0, 0},
+	{"tls-cert", 0, GP_OPT_STR, W(cert_file), 0, 0},
+	{"tls-key", 0, GP_OPT_STR, W(key_file), 0, 0},
+	{"reload-interval", 0, GP_OPT_MS, W(reload_ms), 0, 0},
+	{"scheduler-name", 0, GP_OPT_NAME, W(review.scheduler_name), 0, 0},
+	{"max-body", 0, GP_OPT_SIZE, W(review.max_body), 4096, (uint64_t)64 << 20},
+	{"ready-file", 0, GP_OPT_STR, W(ready_file), 0, 0},
+	{"verbose", 'v', GP_OPT_FLAG, offsetof(struct cfg, verbose), 0, 0},
+	{"help", 'h', GP_OPT_FLAG, offsetof(struct cfg, help), 0, 0},
 };
 
 #define NOPTS (sizeof opts / sizeof *opts)
-
-/* A duration: digits and a unit (ms, s, m, h; none = s), at most a day,
- * into milliseconds.  Returns 0 or -EINVAL. */
-static int parse_ms(const char *s, long *out)
-{
-	static const struct {
-		const char *unit;
-		long ms;
-	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
-	char *end;
-	long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -EINVAL;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || v > 86400000L)
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof units / sizeof *units; i++)
-		if (strcmp(end, units[i].unit) == 0) {
-			if (v * units[i].ms > 86400000L)
-				return -EINVAL;
-			*out = v * units[i].ms;
-			return 0;
-		}
-	return -EINVAL;
-}
-
-/* A scheduler name as Kubernetes takes it (a DNS subdomain): 1-253 of
- * a-z, 0-9, '-' and '.', starting and ending alphanumeric. */
-static int valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n > 253 || s[0] == '-' || s[0] == '.' || s[n - 1] == '-' || s[n - 1] == '.')
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
-			return 0;
-	return 1;
-}
-
-/* Store one option's value into c.  Returns 0 or a usage error. */
-static int set(struct cfg *c, const struct opt *o, const char *val)
-{
-	char *p = (char *)c + o->off;
-	uint64_t u;
-
-	switch (o->kind) {
-	case K_STR:
-		if (!*val)
-			return gp_cli_usage_error("webhook", "--%s: empty value", o->name);
-		*(const char **)p = val;
-		return 0;
-	case K_NAME:
-		if (!valid_name(val))
-			return gp_cli_usage_error("webhook",
-						  "--%s: '%s' is not a scheduler name (lowercase "
-						  "letters, digits, '-' and '.')",
-						  o->name, val);
-		*(const char **)p = val;
-		return 0;
-	case K_MS:
-		if (parse_ms(val, (long *)p))
-			return gp_cli_usage_error("webhook",
-						  "--%s: '%s' is not a duration (e.g. 10s, 500ms, 0)",
-						  o->name, val);
-		return 0;
-	case K_SIZE:
-		if (gp_parse_size(val, &u) || u < 4096 || u > ((uint64_t)64 << 20))
-			return gp_cli_usage_error("webhook", "--%s: '%s' is not a size of 4KiB to 64MiB",
-						  o->name, val);
-		*(size_t *)p = (size_t)u;
-		return 0;
-	case K_FLAG:
-		*(int *)p = 1;
-		return 0;
-	}
-	return GP_EXIT_USAGE;
-}
 
 int gp_cli_webhook(int argc, char **argv)
 {
@@ -196,39 +106,11 @@ int gp_cli_webhook(int argc, char **argv)
 				   .max_body = GP_WEBHOOK_MAX_BODY},
 		},
 	};
-	struct option lo[NOPTS + 1];
-	char shorts[2 * NOPTS + 2], *sp = shorts;
 	enum gp_log_level level;
-	int ch, idx, rc;
+	int rc;
 
-	memset(lo, 0, sizeof lo);
-	for (size_t i = 0; i < NOPTS; i++) {
-		int arg = opts[i].kind == K_FLAG ? no_argument : required_argument;
-		lo[i] = (struct option){opts[i].name, arg, NULL,
-					opts[i].short_name ? opts[i].short_name : 256 + (int)i};
-		if (opts[i].short_name) {
-			*sp++ = (char)opts[i].short_name;
-			if (arg == required_argument)
-				*sp++ = ':';
-		}
-	}
-	*sp = '\0';
-	opterr = 0;
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, shorts, lo, &idx)) != -1) {
-		const struct opt *o = NULL;
-
-		if (ch == '?' || ch == ':')
-			return gp_cli_usage_error("webhook", "unknown option or missing value: '%s'",
-						  argv[optind - 1]);
-		for (size_t i = 0; i < NOPTS; i++)
-			if (ch == (opts[i].short_name ? opts[i].short_name : 256 + (int)i))
-				o = &opts[i];
-		if (!o)
-			return gp_cli_usage_error("webhook", "unknown option '%s'", argv[optind - 1]);
-		if ((rc = set(&c, o, optarg)))
-			return rc;
-	}
+	if ((rc = gp_cli_parse_opts("webhook", opts, NOPTS, argc, argv, &c)))
+		return rc;
 	if (c.help) {
 		fputs(help, stdout);
 		return GP_EXIT_OK;
