@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include "agent/nodestate.h"
-#include "agent/snapjson.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -221,7 +220,7 @@ static void event(struct worker *w, const struct gp_idle_pod *p, const char *rea
 	char path[512], now[40], gen[GP_AGENT_POD_MAX + 2];
 	json_t *ev;
 
-	gp_agent_time((int64_t)(gp_wall_ns() / 1000000000ull) * 1000, now, sizeof now);
+	gp_time_format((int64_t)(gp_wall_ns() / 1000000000ull) * 1000, now, sizeof now);
 	/* metav1.Time is whole seconds: drop the milliseconds. */
 	memmove(now + 19, now + 23, strlen(now + 23) + 1);
 	snprintf(gen, sizeof gen, "%s.", p->pod);
@@ -394,7 +393,7 @@ static void on_idle(struct worker *w, const struct gp_idle_pod *p)
 	if (named && marked == 0) {
 		char since[40], msg[256];
 
-		gp_agent_time((int64_t)(gp_wall_ns() / 1000000) - (int64_t)(p->idle_s * 1000), since,
+		gp_time_format((int64_t)(gp_wall_ns() / 1000000) - (int64_t)(p->idle_s * 1000), since,
 			      sizeof since);
 		if (patch_mark(w, p, since) == 0) {
 			note_marked(a, p->uid, 1);

@@ -3,7 +3,7 @@
 
 #include <jansson.h>
 
-#include "agent/snapjson.h"
+#include "common/clock.h"
 
 char *gp_node_state(const struct gp_agent_snap *s, unsigned slices, long long wall_ms)
 {
@@ -15,7 +15,7 @@ char *gp_node_state(const struct gp_agent_snap *s, unsigned slices, long long wa
 	if (wall_ms >= 0) {
 		char when[40];
 
-		gp_agent_time(wall_ms, when, sizeof when);
+		gp_time_format(wall_ms, when, sizeof when);
 		json_object_set_new(doc, "updated", json_string(when));
 	}
 	for (unsigned i = 0; i < s->ngpu; i++) {

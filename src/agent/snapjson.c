@@ -2,21 +2,8 @@
 #include "agent/snapjson.h"
 
 #include <stdio.h>
-#include <time.h>
 
-void gp_agent_time(int64_t ms, char *buf, size_t n)
-{
-	time_t sec = (time_t)(ms / 1000);
-	struct tm tm;
-	char base[32];
-
-	if (ms < 0 || !gmtime_r(&sec, &tm) ||
-	    !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, n, "1970-01-01T00:00:00.000Z");
-		return;
-	}
-	snprintf(buf, n, "%s.%03dZ", base, (int)(ms % 1000));
-}
+#include "common/clock.h"
 
 /* An integer, or null when unknown (negative / UINT64_MAX). */
 static json_t *maybe_int(long long v)
@@ -33,7 +20,7 @@ static json_t *head(const struct gp_agent_snap *s)
 {
 	char when[40];
 
-	gp_agent_time((int64_t)(s->wall_ns / 1000000), when, sizeof when);
+	gp_time_format((int64_t)(s->wall_ns / 1000000), when, sizeof when);
 	return json_pack("{s:s, s:s}", "node", s->node, "updated", when);
 }
 

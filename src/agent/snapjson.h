@@ -18,7 +18,4 @@ json_t *gp_snap_gpus_json(const struct gp_agent_snap *s);
 /* {"node", "updated", "tenants": [...], "skipped", "capped"}. */
 json_t *gp_snap_tenants_json(const struct gp_agent_snap *s);
 
-/* RFC 3339 UTC with milliseconds (docs/protocol.md) of Unix ms. */
-void gp_agent_time(int64_t ms, char *buf, size_t n);
-
 #endif

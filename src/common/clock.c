@@ -2,6 +2,7 @@
 #include "common/clock.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <time.h>
 
 static uint64_t read_clock(clockid_t id)
@@ -31,4 +32,17 @@ void gp_sleep_until_ns(uint64_t deadline_ns)
 
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
 		;
+}
+
+void gp_time_format(int64_t ms, char *buf, size_t n)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+	char base[32];
+
+	if (ms < 0 || !gmtime_r(&s, &tm) || !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm)) {
+		snprintf(buf, n, "1970-01-01T00:00:00.000Z");
+		return;
+	}
+	snprintf(buf, n, "%s.%03dZ", base, (int)(ms % 1000));
 }

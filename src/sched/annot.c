@@ -12,19 +12,6 @@
 
 #include "sched/annot_json.h"
 
-void gp_annot_time_format(int64_t ms, char *buf, size_t n)
-{
-	time_t s = (time_t)(ms / 1000);
-	struct tm tm;
-	char base[32];
-
-	if (!gmtime_r(&s, &tm) || !strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm)) {
-		snprintf(buf, n, "1970-01-01T00:00:00.000Z");
-		return;
-	}
-	snprintf(buf, n, "%s.%03dZ", base, (int)(ms % 1000));
-}
-
 int gp_annot_time_parse(const char *s, int64_t *ms)
 {
 	struct tm tm;

@@ -159,9 +159,9 @@ int gp_annot_lock_parse(const char *text, struct gp_annot_lock *l, char *why, si
 
 /* --- shared helpers ------------------------------------------------------- */
 
-/* "2024-11-21T01:02:03.456Z" for Unix ms / back.  Parse accepts an
- * optional fraction and "Z" or a "+hh:mm" offset; 0 or -EINVAL. */
-void gp_annot_time_format(int64_t ms, char *buf, size_t n);
+/* Unix ms from "2024-11-21T01:02:03.456Z" (written by gp_time_format,
+ * common/clock.h).  Accepts an optional fraction and "Z" or a "+hh:mm"
+ * offset; 0 or -EINVAL. */
 int gp_annot_time_parse(const char *s, int64_t *ms) __attribute__((warn_unused_result));
 
 /* A string member of an annotations object, or NULL when absent, not a

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "sched/annot_json.h"
 
 #define MAX_MEM_BYTES ((uint64_t)1 << 44)
@@ -34,7 +35,7 @@ char *gp_annot_alloc_format(const struct gp_annot_alloc *a)
 	if (a->policy[0])
 		json_object_set_new(doc, "policy", json_string(a->policy));
 	if (a->bound_ms) {
-		gp_annot_time_format(a->bound_ms, when, sizeof when);
+		gp_time_format(a->bound_ms, when, sizeof when);
 		json_object_set_new(doc, "boundAt", json_string(when));
 	}
 	for (unsigned c = 0; c < a->nctr; c++) {

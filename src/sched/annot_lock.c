@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "sched/annot_json.h"
 
 char *gp_annot_lock_format(const struct gp_annot_lock *l)
@@ -15,7 +16,7 @@ char *gp_annot_lock_format(const struct gp_annot_lock *l)
 	char when[40], *text;
 	json_t *doc;
 
-	gp_annot_time_format(l->expires_ms, when, sizeof when);
+	gp_time_format(l->expires_ms, when, sizeof when);
 	doc = json_pack("{s:i,s:s,s:s,s:s}", "version", GP_ANNOT_VERSION, "holder", l->holder,
 			"pod", l->pod, "expires", when);
 	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/clock.h"
 #include "sched/annot_json.h"
 
 /* Capacity limits a node state must respect (beyond placement.h's). */
@@ -141,7 +142,7 @@ char *gp_annot_node_format(const struct gp_annot_node *s)
 
 	json_object_set_new(doc, "version", json_integer(GP_ANNOT_VERSION));
 	if (s->updated_ms) {
-		gp_annot_time_format(s->updated_ms, when, sizeof when);
+		gp_time_format(s->updated_ms, when, sizeof when);
 		json_object_set_new(doc, "updated", json_string(when));
 	}
 	for (unsigned i = 0; i < s->ngpu; i++) {

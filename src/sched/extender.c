@@ -477,7 +477,7 @@ static void on_healthz(struct gp_http_req *rq, void *arg)
 	x->snap = gp__ext_cache_take(x->cache, x->snap);
 	gp__ext_cache_health(x->cache, &last_ok, err, sizeof err);
 	ok = now - last_ok <= stale_after;
-	gp_annot_time_format(last_ok, when, sizeof when);
+	gp_time_format(last_ok, when, sizeof when);
 	gp_http_reply_json(rq, ok ? 200 : 503,
 			   json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:{s:I,s:I,s:I,s:I}}", "status",
 				     ok ? "ok" : "stale", "lastSync", when, "lastError", err,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "common/clock.h"
 #include "sched/annot.h"
 
 #define GiB ((uint64_t)1 << 30)
@@ -374,7 +375,7 @@ static void test_times(void **state)
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
 		if (gp_annot_time_parse(bad[i], &ms) == 0)
 			fail_msg("accepted time '%s'", bad[i]);
-	gp_annot_time_format(1732150923045LL, buf, sizeof buf);
+	gp_time_format(1732150923045LL, buf, sizeof buf);
 	assert_string_equal(buf, "2024-11-21T01:02:03.045Z");
 }
 

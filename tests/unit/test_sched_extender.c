@@ -374,7 +374,7 @@ static void test_node_state_age(void **state)
 	int64_t now = (int64_t)(gp_wall_ns() / 1000000u);
 
 	(void)state;
-	gp_annot_time_format(now - 120000, when, sizeof when);
+	gp_time_format(now - 120000, when, sizeof when);
 	snprintf(text, sizeof text,
 		 "{\"metadata\":{\"annotations\":{\"gpupool.io/node-state\":\"{\\\"version\\\":1,"
 		 "\\\"updated\\\":\\\"%s\\\",\\\"gpus\\\":[]}\"}}}",
