@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "sim/capture.h"
+#include "sim/timeline.h"
 
 static void event_free_locked(struct gp_sim_event *e)
 {
@@ -80,15 +81,26 @@ CUresult cuEventDestroy_v2(CUevent hEvent)
 	return event_destroy(hEvent);
 }
 
-/* Record e on stream s: it completes when the work before it does. */
+/* Record e on stream s: it completes when the work before it on s does
+ * and the device has got to it.  On a GPU without MPS a context's commands
+ * execute only when the device runs that context's work, so an event
+ * recorded behind other processes' queued kernels completes after them:
+ * like a zero-length kernel, it starts at max(now, the stream's ready
+ * time, the device's busy-until), and so an event recorded just before a
+ * kernel completes when that kernel starts, and elapsed times measure this
+ * process's work only.  The stream's later work follows it, as it would a
+ * kernel (which changes nothing while busy-until only grows, and keeps
+ * a kernel from starting before an event recorded ahead of it when a
+ * dead process's queued work is dropped). */
 void gp__sim_event_record_locked(struct gp_sim_event *e, struct gp_sim_stream *s)
 {
-	uint64_t now = gp_now_ns(), t = gp__sim_stream_ready_locked(s);
+	uint64_t t = gp__sim_timeline_tail((unsigned)s->ctx->dev, gp__sim_stream_ready_locked(s));
 
 	e->recorded = 1;
-	e->ts_ns = t > now ? t : now;
+	e->ts_ns = t;
 	e->cap = NULL;
 	e->ncap = 0;
+	gp__sim_stream_done_locked(s, t);
 }
 
 static CUresult event_record(CUevent hEvent, CUstream hStream, unsigned flags, int ptds)

@@ -370,8 +370,12 @@ int gp__sim_proc_attach(void)
 		 * have put back since is counted on the device too. */
 		__atomic_store_n(&p->gen, __atomic_add_fetch(&h->next_gen, 1, __ATOMIC_SEQ_CST),
 				 __ATOMIC_SEQ_CST);
-		for (unsigned d = 0; d < GP_SIM_GPUS_MAX; d++)
+		/* The device time of the previous owner is no concern of
+		 * ours; nobody reads it while the slot is not active. */
+		for (unsigned d = 0; d < GP_SIM_GPUS_MAX; d++) {
 			__atomic_store_n(&p->contexts[d], 0, __ATOMIC_RELAXED);
+			__atomic_store_n(&p->busy_ns[d], 0, __ATOMIC_RELAXED);
+		}
 		__atomic_store_n(&p->pid, (int32_t)getpid(), __ATOMIC_RELAXED);
 		__atomic_store_n(&p->attached_ns, gp_now_ns(), __ATOMIC_RELAXED);
 		__atomic_store_n(&p->state, GP_SIM_PROC_ACTIVE, __ATOMIC_RELEASE);

@@ -36,7 +36,7 @@
 #include "sim/machine.h"
 
 #define GP_SIM_STATE_MAGIC 0x4d495347u /* "GSIM" */
-#define GP_SIM_STATE_VERSION 3u
+#define GP_SIM_STATE_VERSION 4u
 #define GP_SIM_STATE_PROCS 128  /* process slots */
 #define GP_SIM_RING 1024        /* busy intervals kept per device */
 #define GP_SIM_SHARES 1024      /* exported VMM allocations at a time */
@@ -110,6 +110,12 @@ struct gp_sim_proc {
 	                                     allocations, pools, contexts
 	                                     (atomic) */
 	uint32_t contexts[GP_SIM_GPUS_MAX]; /* live contexts per device (atomic) */
+	uint64_t busy_ns[GP_SIM_GPUS_MAX];  /* device time of the kernels it
+	                                     scheduled per device, cumulative
+	                                     (under the machine lock, like
+	                                     the timelines; cleared at
+	                                     attach): the ground truth of
+	                                     gpupool-simctl busy */
 };
 
 /* A VMM allocation exported as a shareable handle (share.h).  Every field

@@ -86,8 +86,9 @@ CUresult gp__sim_sync_point(uint64_t until, unsigned *pending, int dev,
  * until before doing it.  Lock held. */
 CUresult gp__sim_sync_op_locked(int ptds, uint64_t *until, struct gp_sim_ctx **ctx) GP_SIM_WUR;
 
-/* Record event e on stream s (it completes when the work before it does).
- * Lock held. */
+/* Record event e on stream s: it completes when the work before it on s
+ * does and the device has got to this process's work (behind the kernels
+ * other processes queued before it: gp__sim_timeline_tail).  Lock held. */
 void gp__sim_event_record_locked(struct gp_sim_event *e, struct gp_sim_stream *s);
 
 /* --- host functions (callback.c) --------------------------------------- */

@@ -28,12 +28,24 @@ static void ring_push(struct gp_sim_devstate *d, uint64_t start, uint64_t end, i
 	d->ring[d->head] = (struct gp_sim_busy){start, end, pid, kind};
 }
 
+/* About to queue behind another process's work on `d`: make sure that
+ * process is alive (a dead process's queued kernels stop occupying the
+ * device).  Read without the lock: a stale look only costs a sweep. */
+static void sweep_if_behind_other(struct gp_sim_devstate *d, uint64_t now)
+{
+	if (__atomic_load_n(&d->busy_until_ns, __ATOMIC_RELAXED) > now &&
+	    __atomic_load_n(&d->ring[__atomic_load_n(&d->head, __ATOMIC_RELAXED) % GP_SIM_RING].pid,
+			    __ATOMIC_RELAXED) != (int32_t)getpid())
+		(void)gp__sim_sweep(GP_SIM_SWEEP_INTERVAL_NS);
+}
+
 uint64_t gp__sim_timeline_run(unsigned dev, uint64_t not_before, uint64_t dur_ns,
 			      uint32_t kind, uint64_t *start)
 {
 	struct gp_sim_hdr *h = gp__sim_machine();
-	uint64_t now = gp_now_ns(), s = max_u64(now, not_before), e;
+	uint64_t now = gp_now_ns(), s = max_u64(now, not_before), e, gen;
 	struct gp_sim_devstate *d;
+	int slot;
 
 	if (!h || dev >= h->cfg.n) {
 		if (start)
@@ -41,12 +53,8 @@ uint64_t gp__sim_timeline_run(unsigned dev, uint64_t not_before, uint64_t dur_ns
 		return s + dur_ns;
 	}
 	d = &h->dev[dev];
-	/* Queued behind another process: make sure it is alive (a dead
-	 * process's queued kernels stop occupying the device). */
-	if (__atomic_load_n(&d->busy_until_ns, __ATOMIC_RELAXED) > now &&
-	    __atomic_load_n(&d->ring[__atomic_load_n(&d->head, __ATOMIC_RELAXED) % GP_SIM_RING].pid,
-			    __ATOMIC_RELAXED) != (int32_t)getpid())
-		(void)gp__sim_sweep(GP_SIM_SWEEP_INTERVAL_NS);
+	sweep_if_behind_other(d, now);
+	slot = gp__sim_slot(&gen);
 	if (gp__sim_state_lock()) {
 		if (start)
 			*start = s;
@@ -57,6 +65,10 @@ uint64_t gp__sim_timeline_run(unsigned dev, uint64_t not_before, uint64_t dur_ns
 		e = s + dur_ns;
 		d->busy_until_ns = e;
 		ring_push(d, s, e, (int)getpid(), kind);
+		/* Under the lock, like the ring: gpupool-simctl busy reads
+		 * both at once (gp__sim_timeline_done). */
+		if (slot >= 0)
+			__atomic_add_fetch(&h->proc[slot].busy_ns[dev], dur_ns, __ATOMIC_RELAXED);
 	} else {
 		e = s;
 	}
@@ -64,6 +76,23 @@ uint64_t gp__sim_timeline_run(unsigned dev, uint64_t not_before, uint64_t dur_ns
 	if (start)
 		*start = s;
 	return e;
+}
+
+uint64_t gp__sim_timeline_tail(unsigned dev, uint64_t not_before)
+{
+	struct gp_sim_hdr *h = gp__sim_machine();
+	uint64_t now = gp_now_ns(), t = max_u64(now, not_before);
+	struct gp_sim_devstate *d;
+
+	if (!h || dev >= h->cfg.n)
+		return t;
+	d = &h->dev[dev];
+	sweep_if_behind_other(d, now);
+	if (gp__sim_state_lock())
+		return t;
+	t = max_u64(t, d->busy_until_ns);
+	gp__sim_state_unlock();
+	return t;
 }
 
 /* Length of [a, b) within [from, to). */
@@ -160,4 +189,59 @@ void gp__sim_timeline_forget_locked(struct gp_sim_hdr *h, unsigned dev, int pid,
 	}
 	if (changed)
 		d->busy_until_ns = d->count ? d->ring[d->head].end_ns : 0;
+}
+
+unsigned gp__sim_timeline_done(unsigned dev, struct gp_sim_procbusy *out, unsigned cap)
+{
+	struct gp_sim_hdr *h = gp__sim_machine();
+	struct gp_sim_devstate *d;
+	uint64_t now, future[GP_SIM_STATE_PROCS] = {0};
+	unsigned n = 0, filled;
+
+	if (!h || dev >= h->cfg.n)
+		return 0;
+	(void)gp__sim_sweep(GP_SIM_SWEEP_INTERVAL_NS);
+	if (gp__sim_state_lock())
+		return 0;
+	d = &h->dev[dev];
+	now = gp_now_ns(); /* under the lock: no kernel is scheduled meanwhile */
+	for (unsigned i = 0; i < GP_SIM_STATE_PROCS; i++) {
+		const struct gp_sim_proc *p = &h->proc[i];
+		uint64_t busy;
+
+		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != GP_SIM_PROC_ACTIVE)
+			continue;
+		busy = __atomic_load_n(&p->busy_ns[dev], __ATOMIC_RELAXED);
+		if (!busy)
+			continue;
+		if (n < cap) {
+			out[n].pid = __atomic_load_n(&p->pid, __ATOMIC_RELAXED);
+			out[n].busy_ns = busy;
+		}
+		n++;
+	}
+	filled = n < cap ? n : cap;
+	/* What has not run yet: the intervals are ordered and never overlap,
+	 * so the future is at the newest end, and the walk stops at the first
+	 * one that has ended.  (A ring that wrapped while more than
+	 * GP_SIM_RING intervals were queued has lost some of it.) */
+	for (uint32_t k = 0, i = d->head; k < d->count; k++) {
+		const struct gp_sim_busy *b = &d->ring[i];
+
+		if (b->end_ns <= now)
+			break;
+		for (unsigned j = 0; j < filled; j++) {
+			if (out[j].pid == b->pid) {
+				future[j] += b->end_ns - max_u64(b->start_ns, now);
+				break;
+			}
+		}
+		i = i ? i - 1 : GP_SIM_RING - 1;
+	}
+	gp__sim_state_unlock();
+	/* A figure never goes below zero, even for a pid whose earlier
+	 * incarnation left intervals queued behind others' work. */
+	for (unsigned j = 0; j < filled; j++)
+		out[j].busy_ns -= future[j] < out[j].busy_ns ? future[j] : out[j].busy_ns;
+	return n;
 }

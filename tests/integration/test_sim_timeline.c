@@ -3,9 +3,11 @@
  * one device timeline; synchronizations sleep until completion; events
  * time kernels; host functions run after the work before them; NVML sees
  * utilization, and two processes time-slicing the device each get about
- * half of it.  Assertions are ranges: the machine running the tests is
- * shared. */
+ * half of it; events complete in device order, behind other processes'
+ * work; gpupool-simctl busy reports each process's device time.
+ * Assertions are ranges: the machine running the tests is shared. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -339,6 +341,166 @@ static void test_two_processes(void **st)
 	free(path);
 }
 
+/* Record a, a 5 ms kernel and b on s while another process has 200 ms of
+ * kernels queued: directly, or as the event record nodes of a graph
+ * (captured with CU_EVENT_RECORD_EXTERNAL) when `graph`.  Returns the
+ * elapsed time from a to b. */
+static float time_behind_other_process(CUstream s, CUevent a, CUevent b, int graph)
+{
+	char *path = gpt_build_path("tests/integration/simwl");
+	const char *argv[] = {path, "init", "spin", "20000", "10", "sync", NULL};
+	struct gpt_proc other;
+	CUgraph g = NULL;
+	CUgraphExec x = NULL;
+	float ms = -1;
+
+	if (graph) {
+		CU(cuStreamBeginCapture_v2(s, CU_STREAM_CAPTURE_MODE_RELAXED));
+		CU(cuEventRecordWithFlags(a, s, CU_EVENT_RECORD_EXTERNAL));
+		CU(launch(kernel("spin_5000us"), s));
+		CU(cuEventRecordWithFlags(b, s, CU_EVENT_RECORD_EXTERNAL));
+		CU(cuStreamEndCapture(s, &g));
+		CU(cuGraphInstantiateWithFlags(&x, g, 0));
+	}
+	assert_int_equal(gpt_spawn(&other, argv, NULL, 0), 0);
+	assert_int_equal(gpt_wait_for(&other, "spun", 20000), 0);
+	if (graph) {
+		CU(cuGraphLaunch(x, s));
+	} else {
+		CU(cuEventRecord(a, s));
+		CU(launch(kernel("spin_5000us"), s));
+		CU(cuEventRecord(b, s));
+	}
+	/* Our stream was idle, but the device is busy with the other's
+	 * work (far from done: it was queued a moment ago). */
+	assert_int_equal(cuEventQuery(a), CUDA_ERROR_NOT_READY);
+	CU(cuEventSynchronize(b));
+	CU(cuEventElapsedTime(&ms, a, b));
+	assert_int_equal(gpt_wait(&other, 30000), 0);
+	if (graph) {
+		CU(cuGraphExecDestroy(x));
+		CU(cuGraphDestroy(g));
+	}
+	free(path);
+	return ms;
+}
+
+/* Events complete in device order: an event recorded while another
+ * process's kernels are queued completes when the device gets to this
+ * process's work, so the elapsed time between events around a kernel is
+ * that kernel's duration, not the other process's work too. */
+static void test_events_behind_other_process(void **st)
+{
+	CUevent a, b;
+	CUstream s;
+	float ms;
+
+	(void)st;
+	CU(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+	CU(cuEventCreate(&a, 0));
+	CU(cuEventCreate(&b, 0));
+	ms = time_behind_other_process(s, a, b, 0);
+	assert_true(ms >= 4.99f && ms <= 5.01f);
+	ms = time_behind_other_process(s, a, b, 1);
+	assert_true(ms >= 4.99f && ms <= 5.01f);
+	/* An event on an idle device completes at once. */
+	CU(cuEventRecord(a, s));
+	CU(cuEventSynchronize(a));
+	CU(cuEventQuery(a));
+	CU(cuEventDestroy(a));
+	CU(cuEventDestroy(b));
+	CU(cuStreamDestroy(s));
+}
+
+/* Run gpupool-simctl busy [PID] (NULL: all) with the extra environment
+ * `env`; returns its exit code, its output in p->out. */
+static int simctl_busy(struct gpt_proc *p, const char *pid, const char *const env[])
+{
+	char *path = gpt_build_path("sim/gpupool-simctl");
+	const char *argv[] = {path, "busy", pid, NULL};
+	int rc = gpt_run(p, argv, env, GPT_STDERR, 10000);
+
+	free(path);
+	return rc;
+}
+
+/* The busy_ns gpupool-simctl reports for `pid` on GPU 0 (-1: no line). */
+static int64_t busy_of(const struct gpt_proc *p, int pid)
+{
+	int64_t found = -1;
+
+	for (const char *l = p->out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		int lpid;
+		unsigned gpu;
+		unsigned long long ns;
+
+		if (sscanf(l, "pid=%d gpu=%u busy_ns=%llu", &lpid, &gpu, &ns) == 3 &&
+		    lpid == pid && gpu == 0) {
+			assert_int_equal(found, -1); /* one line per process and GPU */
+			found = (int64_t)ns;
+		}
+	}
+	return found;
+}
+
+/* gpupool-simctl busy reports each live process's device time exactly:
+ * what its kernels have completed, not what is still queued. */
+static void test_simctl_busy(void **st)
+{
+	char *path = gpt_build_path("tests/integration/simwl");
+	const char *a_argv[] = {path, "init", "spin-sync", "1000", "20", "hold", NULL};
+	const char *b_argv[] = {path, "init", "spin-sync", "1000", "10", "hold", NULL};
+	const char *c_argv[] = {path, "init", "spin", "100000", "5", "hold", NULL};
+	const char *no_state[] = {"GPUPOOL_SIM_STATE=", NULL};
+	struct gpt_proc a, b, c, ctl;
+	char pid[32];
+	int64_t x;
+
+	(void)st;
+	assert_int_equal(gpt_spawn(&a, a_argv, NULL, 0), 0);
+	assert_int_equal(gpt_spawn(&b, b_argv, NULL, 0), 0);
+	assert_int_equal(gpt_wait_for(&a, "held", 20000), 0);
+	assert_int_equal(gpt_wait_for(&b, "held", 20000), 0);
+	assert_int_equal(simctl_busy(&ctl, NULL, NULL), 0);
+	x = busy_of(&ctl, a.pid);
+	assert_true(x >= 19900000 && x <= 20100000);
+	x = busy_of(&ctl, b.pid);
+	assert_true(x >= 9900000 && x <= 10100000);
+	/* One process only. */
+	snprintf(pid, sizeof pid, "%d", (int)b.pid);
+	assert_int_equal(simctl_busy(&ctl, pid, NULL), 0);
+	assert_int_equal(busy_of(&ctl, a.pid), -1);
+	x = busy_of(&ctl, b.pid);
+	assert_true(x >= 9900000 && x <= 10100000);
+	kill(a.pid, SIGKILL);
+	kill(b.pid, SIGKILL);
+	gpt_wait(&a, 5000);
+	gpt_wait(&b, 5000);
+
+	/* 500 ms queued at once: only what has run so far counts. */
+	assert_int_equal(gpt_spawn(&c, c_argv, NULL, 0), 0);
+	assert_int_equal(gpt_wait_for(&c, "held", 20000), 0);
+	usleep(150000);
+	snprintf(pid, sizeof pid, "%d", (int)c.pid);
+	assert_int_equal(simctl_busy(&ctl, pid, NULL), 0);
+	x = busy_of(&ctl, c.pid);
+	assert_true(x >= 100000000 && x < 500000000);
+	usleep(500000); /* all of it has run now */
+	assert_int_equal(simctl_busy(&ctl, pid, NULL), 0);
+	x = busy_of(&ctl, c.pid);
+	assert_true(x >= 499900000 && x <= 500100000);
+	kill(c.pid, SIGKILL);
+	gpt_wait(&c, 5000);
+
+	/* Usage and failures. */
+	assert_int_equal(simctl_busy(&ctl, "x", NULL), 2);
+	assert_true(gpt_has(&ctl, "PID 'x'"));
+	assert_int_equal(simctl_busy(&ctl, "0", NULL), 2);
+	assert_int_equal(simctl_busy(&ctl, NULL, no_state), 1);
+	assert_true(gpt_has(&ctl, "GPUPOOL_SIM_STATE"));
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -350,6 +512,8 @@ int main(void)
 		cmocka_unit_test(test_host_functions),
 		cmocka_unit_test(test_utilization),
 		cmocka_unit_test(test_two_processes),
+		cmocka_unit_test(test_events_behind_other_process),
+		cmocka_unit_test(test_simctl_busy),
 	};
 	char *state = gpt_tmp_path("state");
 	int rc;
