@@ -193,6 +193,7 @@ $(B)/tests/integration/dso/lib%.so: tests/integration/dso/%.c $(SIM_CUDA) | $(DE
 $(B)/tests/integration/test_hook_views: $(DSO)
 $(B)/tests/integration/test_sim_health: $(SIM_CTL)
 $(B)/tests/integration/test_sim_timeline: $(SIM_CTL)
+$(B)/tests/integration/test_hook_share: $(SIM_CTL)
 $(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(PARTS) | $(DEPS_OK)
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(PARTS) $(DAEMON_LIBS) $(LDLIBS)

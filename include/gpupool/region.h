@@ -35,7 +35,7 @@
 #include <stdint.h>
 
 #define GP_REGION_MAGIC 0x526c6f6f70757067ULL /* "gpupoolR" in memory */
-#define GP_REGION_VERSION 2u
+#define GP_REGION_VERSION 3u
 #define GP_REGION_MAX_DEVS 16u   /* distinct GPUs one tenant can use */
 #define GP_REGION_MAX_PROCS 1024u /* processes of a tenant using CUDA at once */
 #define GP_REGION_UUID_LEN 48u   /* "GPU-" + 36 chars + NUL, padded */
@@ -50,14 +50,31 @@ struct gp_region_dev {
 	                        processes: the sum of proc[*].used[this] */
 	uint64_t peak;       /* highest `used` seen */
 	uint64_t refused;    /* allocations refused for the budget */
-	uint32_t core_limit; /* compute share in percent; 0 = none (reserved
-	                        for compute limits) */
-	uint32_t pad0;
+	uint32_t core_limit; /* compute share in percent; 0 = none */
+	uint8_t core_policy; /* GP_REGION_CORE_* */
+	uint8_t priority;    /* GP_REGION_PRIO_* */
+	uint16_t pad0;
 	uint64_t registered_ns;  /* CLOCK_MONOTONIC when the first process registered the GPU */
 	uint64_t last_launch_ns; /* CLOCK_MONOTONIC (coarse, a few ms) of the tenant's latest kernel launch on it; 0 = none yet */
 	uint64_t last_copy_ns;   /* the same for copies and memsets */
+	/* Compute (version 3).  Kept for tenants with a compute limit or a
+	 * priority other than normal (others' launches are not metered). */
+	uint64_t compute_ns;   /* device time its kernels and graphs used, ns:
+	                          each launch's duration as measured with
+	                          events (sampled; estimated in between) */
+	uint64_t throttled_ns; /* time its launches were held back by the
+	                          share or by priority, summed over threads */
+	uint64_t pace_ns;      /* the share's pacing clock, shared by the
+	                          tenant's processes: CLOCK_MONOTONIC before
+	                          which the next launch must wait (GCRA's
+	                          theoretical arrival time, minus the burst) */
 	uint64_t spare[1];   /* zero; for later versions */
 };
+
+/* core_policy and priority values (DESIGN.md, "Tenant configuration").
+ * Zero is each one's default, so an entry nobody set reads as it. */
+enum { GP_REGION_CORE_ELASTIC = 0, GP_REGION_CORE_HARD = 1, GP_REGION_CORE_OFF = 2 };
+enum { GP_REGION_PRIO_NORMAL = 0, GP_REGION_PRIO_LOW = 1, GP_REGION_PRIO_HIGH = 2 };
 
 enum gp_region_proc_state {
 	GP_PROC_FREE = 0,   /* slot unused */
@@ -85,6 +102,8 @@ struct gp_region_hdr {
 	uint32_t max_devs;     /* GP_REGION_MAX_DEVS */
 	uint32_t max_procs;    /* GP_REGION_MAX_PROCS */
 	uint64_t created_ns;   /* CLOCK_REALTIME at creation */
+	uint64_t id;           /* random at creation: names the tenant in the
+	                          node file (include/gpupool/node.h) */
 	uint64_t last_sweep_ns; /* CLOCK_MONOTONIC of the last reclaim pass */
 	union {
 		uint32_t word;     /* the llock word (0 = free) */

@@ -29,7 +29,16 @@ static const char help[] =
 	"  -m, --memory SIZE     budget per GPU: bytes, a size with a binary unit\n"
 	"                        (2GiB, 512MiB, 2G) or a share of the card (50%)\n"
 	"  -c, --cores PCT       compute share per GPU, 1-100\n"
-	"  -p, --priority P      high, normal (default) or low\n"
+	"      --policy P        hard (never more than --cores), elastic (default:\n"
+	"                        idle time beyond it when nobody else wants the\n"
+	"                        GPU) or off\n"
+	"  -p, --priority P      high, normal (default) or low: low runs are held\n"
+	"                        back while a high one has work on the GPU\n"
+	"      --node PATH       the node file where runs see each other's demand\n"
+	"                        (elastic shares, priority); every run that should\n"
+	"                        arbitrate needs the same one.  Default: with\n"
+	"                        --tenant, STATE-DIR/node; else none (elastic then\n"
+	"                        acts as hard, priority does nothing)\n"
 	"      --region PATH     share the budget with other runs given this path\n"
 	"                        (default: a fresh region, removed at exit)\n"
 	"      --tenant POD/CONTAINER  be the node agent's tenant POD/CONTAINER: the\n"
@@ -180,9 +189,12 @@ int gp_cli_run(int argc, char **argv)
 		{"priority", required_argument, NULL, 'p'}, {"region", required_argument, NULL, 'r'},
 		{"sim", no_argument, NULL, 's'},           {"verbose", no_argument, NULL, 'v'},
 		{"tenant", required_argument, NULL, 't'},  {"state-dir", required_argument, NULL, 'S'},
+		{"policy", required_argument, NULL, 'P'},  {"node", required_argument, NULL, 'n'},
 		{"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
 	};
 	const char *memory = NULL, *cores = NULL, *priority = NULL, *region = NULL;
+	const char *policy = NULL, *node = NULL;
+	char tnode[PATH_MAX];
 	const char *tenant = NULL, *state_dir = "/var/lib/gpupool";
 	char dir[PATH_MAX], lib[PATH_MAX + 32], region_tmp[PATH_MAX] = "", tregion[PATH_MAX];
 	int sim = 0, verbose = 0, c, rc;
@@ -199,6 +211,8 @@ int gp_cli_run(int argc, char **argv)
 		case 's': sim = 1; break;
 		case 't': tenant = optarg; break;
 		case 'S': state_dir = optarg; break;
+		case 'P': policy = optarg; break;
+		case 'n': node = optarg; break;
 		case 'v': verbose = 1; break;
 		case 'h': fputs(help, stdout); return GP_EXIT_OK;
 		default: return gp_cli_usage_error("run", "bad option");
@@ -214,6 +228,10 @@ int gp_cli_run(int argc, char **argv)
 	if (priority && strcmp(priority, "high") && strcmp(priority, "normal") &&
 	    strcmp(priority, "low"))
 		return gp_cli_usage_error("run", "--priority %s: not high, normal or low", priority);
+	if (policy && strcmp(policy, "hard") && strcmp(policy, "elastic") && strcmp(policy, "off"))
+		return gp_cli_usage_error("run", "--policy %s: not hard, elastic or off", policy);
+	if (node && !*node)
+		return gp_cli_usage_error("run", "--node: empty path");
 
 	if (tenant && region)
 		return gp_cli_usage_error("run", "--tenant and --region both name the region");
@@ -225,6 +243,8 @@ int gp_cli_run(int argc, char **argv)
 		if (rc)
 			return GP_EXIT_FAIL;
 		region = tregion;
+		if (!node && (size_t)snprintf(tnode, sizeof tnode, "%s/node", state_dir) < sizeof tnode)
+			node = tnode;
 	}
 	if ((rc = gp_cli_self_dir(dir, sizeof dir))) {
 		fprintf(stderr, "gpupool run: cannot find my own directory: %s\n", strerror(-rc));
@@ -252,6 +272,7 @@ int gp_cli_run(int argc, char **argv)
 	    (memory && put("GPUPOOL_MEMORY_LIMIT", memory)) ||
 	    (cores && put("GPUPOOL_CORE_LIMIT", cores)) ||
 	    (priority && put("GPUPOOL_PRIORITY", priority)) ||
+	    (policy && put("GPUPOOL_CORE_POLICY", policy)) || (node && put("GPUPOOL_NODE", node)) ||
 	    (region && put("GPUPOOL_REGION", region)) || (verbose && put("GPUPOOL_LOG", "info")))
 		goto fail;
 	if (sim) {

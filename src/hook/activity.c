@@ -47,9 +47,8 @@ _Static_assert(offsetof(struct gp_region_dev, last_copy_ns) ==
  * device's stamps live.  Initial-exec TLS: a couple of instructions to
  * reach (the library is preloaded, never dlopen'ed late). */
 struct act_cache {
-	CUcontext ctx;             /* NULL: nothing cached */
+	struct gp__where w;        /* w.ctx NULL: nothing cached */
 	uint32_t gen;              /* ctx_gen when it was resolved */
-	struct gp_region_dev *dev; /* its device's entry; NULL: not accounted */
 };
 static __thread struct act_cache cache __attribute__((tls_model("initial-exec")));
 
@@ -66,19 +65,39 @@ static __attribute__((noinline, cold)) void resolve(CUcontext c)
 	CUcontext cur;
 	int dev;
 
-	cache.ctx = NULL;
+	cache.w.ctx = NULL;
 	if (gp__current(&dev, &cur) != CUDA_SUCCESS || cur != c)
 		return;
 	d = gp__dev_get(dev);
-	cache.dev = d && d->slot >= 0 && d->slot < (int)GP_REGION_MAX_DEVS
-			    ? &gp__g.region.hdr->dev[d->slot]
-			    : NULL;
+	if (d && d->slot >= 0 && d->slot < (int)GP_REGION_MAX_DEVS) {
+		cache.w.dev = &gp__g.region.hdr->dev[d->slot];
+		cache.w.ord = dev;
+	} else {
+		cache.w.dev = NULL;
+		cache.w.ord = -1;
+	}
 	cache.gen = gen;
-	cache.ctx = c;
+	cache.w.ctx = c;
 }
 
-/* Stamp `what` in `e` with the coarse clock if its stamp is stale. */
-static inline void stamp(struct gp_region_dev *e, enum gp__act what)
+/* The cached entry for the current context `c`, resolved if needed;
+ * NULL when it cannot be. */
+static inline const struct gp__where *where(CUcontext c)
+{
+	if (GP_UNLIKELY(c != cache.w.ctx ||
+			cache.gen != __atomic_load_n(&ctx_gen, __ATOMIC_RELAXED))) {
+		resolve(c);
+		if (!cache.w.ctx)
+			return NULL;
+	}
+	return &cache.w;
+}
+
+/* Stamp `what` in `e` (ordinal `ord`) with the coarse clock if its stamp
+ * is stale.  A fresh launch stamp also tells the node file that the
+ * process wants the GPU (share.c), so that tenants whose launches are not
+ * metered are seen by those who arbitrate, at no cost per call. */
+static inline void stamp(struct gp_region_dev *e, int ord, enum gp__act what)
 {
 	uint64_t *s = &e->last_launch_ns + what, now;
 	struct timespec ts;
@@ -86,8 +105,11 @@ static inline void stamp(struct gp_region_dev *e, enum gp__act what)
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	/* Unsigned: a stamp in the future (a corrupt file) is stale too. */
-	if (now - __atomic_load_n(s, __ATOMIC_RELAXED) >= STALE_NS)
+	if (now - __atomic_load_n(s, __ATOMIC_RELAXED) >= STALE_NS) {
 		__atomic_store_n(s, now, __ATOMIC_RELAXED);
+		if (what == GP_ACT_LAUNCH && gp__g.node.hdr)
+			gp__share_touch(ord, now);
+	}
 }
 
 /* gp__act past its checks: the call succeeded and the hook is ready (so
@@ -96,18 +118,23 @@ static inline void stamp(struct gp_region_dev *e, enum gp__act what)
  * frame of its own. */
 static __attribute__((noinline)) CUresult act(enum gp__act what)
 {
+	const struct gp__where *w;
+	CUcontext c;
+
+	if (gp__real_cuCtxGetCurrent(&c) != CUDA_SUCCESS || !c || !(w = where(c)))
+		return CUDA_SUCCESS;
+	if (w->dev)
+		stamp(w->dev, w->ord, what);
+	return CUDA_SUCCESS;
+}
+
+const struct gp__where *gp__where(void)
+{
 	CUcontext c;
 
 	if (gp__real_cuCtxGetCurrent(&c) != CUDA_SUCCESS || !c)
-		return CUDA_SUCCESS;
-	if (GP_UNLIKELY(c != cache.ctx || cache.gen != __atomic_load_n(&ctx_gen, __ATOMIC_RELAXED))) {
-		resolve(c);
-		if (!cache.ctx)
-			return CUDA_SUCCESS;
-	}
-	if (cache.dev)
-		stamp(cache.dev, what);
-	return CUDA_SUCCESS;
+		return NULL;
+	return where(c);
 }
 
 CUresult gp__act(CUresult rc, enum gp__act what)
@@ -124,7 +151,7 @@ void gp__act_dev(int dev, enum gp__act what)
 	if (!__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE) || !(d = gp__dev_get(dev)) ||
 	    d->slot < 0 || d->slot >= (int)GP_REGION_MAX_DEVS)
 		return;
-	stamp(&gp__g.region.hdr->dev[d->slot], what);
+	stamp(&gp__g.region.hdr->dev[d->slot], dev, what);
 }
 
 void gp__act_forget(void)

@@ -12,6 +12,7 @@ static const char *const known_prefixes[] = {
 	"GPUPOOL_MEMORY_LIMIT", "GPUPOOL_CORE_LIMIT", "GPUPOOL_CORE_POLICY",
 	"GPUPOOL_PRIORITY",     "GPUPOOL_REGION",     "GPUPOOL_LOG",
 	"GPUPOOL_CONTEXT_SIZE", "GPUPOOL_SIM_GPUS",   "GPUPOOL_SIM_STATE",
+	"GPUPOOL_NODE",         "GPUPOOL_PRIORITY_FLOOR", "GPUPOOL_PRIORITY_HOLDOFF",
 };
 
 static const char *lookup(char *const *envp, const char *name)
@@ -81,6 +82,37 @@ static int parse_core(const char *name, const char *v, int hami, unsigned *out,
 	return 0;
 }
 
+/* A duration: decimal milliseconds ("250ms", "250", "0.5ms") or seconds
+ * ("1s", "1.5s"), at most a minute; nanoseconds to *ns. */
+static int parse_ms(const char *v, uint64_t *ns)
+{
+	uint64_t whole = 0, frac = 0, scale = 1, unit;
+	const char *p = v;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9'; p++)
+		if ((whole = whole * 10 + (uint64_t)(*p - '0')) > 60000)
+			return -1;
+	if (*p == '.') {
+		if (p[1] < '0' || p[1] > '9')
+			return -1;
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			if (scale < 1000000) { /* nanoseconds of a millisecond at most */
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				scale *= 10;
+			}
+	}
+	if (strcmp(p, "s") == 0)
+		unit = 1000000000ULL;
+	else if (strcmp(p, "ms") == 0 || *p == '\0')
+		unit = 1000000ULL;
+	else
+		return -1;
+	*ns = whole * unit + frac * unit / scale;
+	return *ns > 60000000000ULL ? -1 : 0;
+}
+
 struct word {
 	const char *text;
 	int value;
@@ -146,8 +178,9 @@ int gp__config_parse(struct gp__config *c, char *const *envp, char *err, size_t 
 	int rc, word;
 
 	memset(c, 0, sizeof *c);
-	c->policy = GP_CORE_HARD;
+	c->policy = GP_CORE_ELASTIC;
 	c->priority = GP_PRIO_NORMAL;
+	c->holdoff_ns = GP_HOLDOFF_DEFAULT_NS;
 	c->log_level = GP_LOG_WARN;
 	err[0] = '\0';
 
@@ -205,6 +238,18 @@ int gp__config_parse(struct gp__config *c, char *const *envp, char *err, size_t 
 			return rc;
 		c->priority = (enum gp_priority)word;
 	}
+
+	v = lookup(envp, "GPUPOOL_PRIORITY_FLOOR");
+	if (v && gp_parse_percent(v, 0, 100, &c->floor))
+		return fail(err, n, "GPUPOOL_PRIORITY_FLOOR", v, "not a percentage from 0 to 100");
+	v = lookup(envp, "GPUPOOL_PRIORITY_HOLDOFF");
+	if (v && parse_ms(v, &c->holdoff_ns))
+		return fail(err, n, "GPUPOOL_PRIORITY_HOLDOFF", v,
+			    "not a duration from 0 to 60s (as in 250ms, 1s)");
+
+	c->node = lookup(envp, "GPUPOOL_NODE");
+	if (c->node && c->node[0] == '\0')
+		return fail(err, n, "GPUPOOL_NODE", c->node, "empty path");
 
 	c->region = pick(envp, "GPUPOOL_REGION", "CUDA_DEVICE_MEMORY_SHARED_CACHE", &name);
 	if (c->region && c->region[0] == '\0')

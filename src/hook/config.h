@@ -10,6 +10,7 @@
 #define GP_HOOK_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/log.h"
 #include "common/parse.h"
@@ -26,6 +27,10 @@ enum gp_core_policy {
 
 enum gp_priority { GP_PRIO_LOW = 0, GP_PRIO_NORMAL = 1, GP_PRIO_HIGH = 2 };
 
+/* GPUPOOL_PRIORITY_HOLDOFF when unset: long enough that the gaps of an
+ * inference server between requests do not let low tenants in and out. */
+#define GP_HOLDOFF_DEFAULT_NS 250000000ULL
+
 struct gp__config {
 	struct gp_limit mem[GP_CONFIG_MAX_DEVS]; /* per visible device; a zero
 	                                          limit (bytes = ppm = 0)
@@ -36,6 +41,12 @@ struct gp__config {
 	unsigned core[GP_CONFIG_MAX_DEVS]; /* compute share 1-100; 0 = none */
 	enum gp_core_policy policy;
 	enum gp_priority priority;
+	unsigned floor;           /* GPUPOOL_PRIORITY_FLOOR: percent a low
+	                             tenant keeps while a high one is busy */
+	uint64_t holdoff_ns;      /* GPUPOOL_PRIORITY_HOLDOFF: how long a high
+	                             tenant must be idle before low ones resume */
+	const char *node;         /* GPUPOOL_NODE (points into envp); NULL:
+	                             no node file, no cross-tenant arbitration */
 	enum gp_log_level log_level;
 	const char *region;       /* GPUPOOL_REGION (points into envp); NULL:
 	                             a region private to the process */

@@ -312,16 +312,30 @@ static CUresult reserve_and(CUgraphExec exec, CUstream s, CUresult (*call)(CUgra
 	return reserving(&n, run_call, &r);
 }
 
+/* A graph launch: its memory reserved, its device time paced and charged
+ * as one launch of the whole graph (share.c; copy and memset nodes are
+ * counted with its kernels), its activity stamped. */
+static CUresult graph_launch(CUgraphExec exec, CUstream stream, int ptsz,
+			     CUresult (*launch)(CUgraphExec, CUstream))
+{
+	struct gp__launch l;
+
+	if (__atomic_load_n(&gp__share_any, __ATOMIC_RELAXED) &&
+	    gp__share_begin(&l, gp__graph_key(exec), stream, ptsz))
+		return gp__share_end(&l, reserve_and(exec, stream, launch));
+	return gp__act(reserve_and(exec, stream, launch), GP_ACT_LAUNCH);
+}
+
 GP_EXPORT CUresult CUDAAPI cuGraphLaunch(CUgraphExec hGraphExec, CUstream hStream)
 {
 	GP_NEED_REAL(cuGraphLaunch);
-	return gp__act(reserve_and(hGraphExec, hStream, gp__real_cuGraphLaunch), GP_ACT_LAUNCH);
+	return graph_launch(hGraphExec, hStream, 0, gp__real_cuGraphLaunch);
 }
 
 GP_EXPORT CUresult CUDAAPI cuGraphLaunch_ptsz(CUgraphExec hGraphExec, CUstream hStream)
 {
 	GP_NEED_REAL(cuGraphLaunch_ptsz);
-	return gp__act(reserve_and(hGraphExec, hStream, gp__real_cuGraphLaunch_ptsz), GP_ACT_LAUNCH);
+	return graph_launch(hGraphExec, hStream, 1, gp__real_cuGraphLaunch_ptsz);
 }
 
 GP_EXPORT CUresult CUDAAPI cuGraphUpload(CUgraphExec hGraphExec, CUstream hStream)

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/nvml.h"
 #include "hook/config.h"
+#include "region/node.h"
 #include "region/region.h"
 
 #define GP_EXPORT __attribute__((visibility("default")))
@@ -114,6 +115,8 @@ struct gp__state {
 	struct gp_region region;
 	int ndev;                   /* visible devices set up; -1 = not yet */
 	struct gp__dev dev[GP_REGION_MAX_DEVS];
+	struct gp_node node;        /* the node file (GPUPOOL_NODE); hdr NULL
+	                               without one */
 	pthread_mutex_t lock;       /* guards the mutable part of dev[] and
 	                               the region attach; never held across
 	                               a driver call */
@@ -179,6 +182,19 @@ CUresult gp__act(CUresult rc, enum gp__act what);
 		return gp__act(real_ args, what);                                    \
 	}
 
+/* Where the calling thread's current context is: its ordinal and region
+ * entry (cached per thread, as the stamps use them). */
+struct gp__where {
+	CUcontext ctx;             /* the context */
+	int ord;                   /* its device's ordinal; -1: not accounted */
+	struct gp_region_dev *dev; /* that device's region entry; NULL: none */
+};
+
+/* The calling thread's current context and its device, or NULL when there
+ * is no current context or its device cannot be found.  Needs a ready
+ * hook. */
+const struct gp__where *gp__where(void);
+
 /* Stamp `what` on ordinal `dev` (for calls that name their devices). */
 void gp__act_dev(int dev, enum gp__act what);
 
@@ -189,6 +205,97 @@ void gp__act_forget(void);
 
 /* Phases of fork for modules with process-local state. */
 enum gp__fork_phase { GP_FORK_PREPARE, GP_FORK_PARENT, GP_FORK_CHILD };
+
+/* --- share.c, meter.c, capture.c: compute shares and priority ----------- */
+
+/* Set once some device of the process has its launches metered (a compute
+ * limit, or a priority other than normal): the launch hooks test it
+ * before anything else, so that without limits a launch costs one load
+ * more. */
+extern int gp__share_any;
+
+/* One launch going through the share (share.c). */
+struct gp__launch {
+	int ord;           /* device ordinal */
+	int sampling;      /* its duration is being measured (meter.c) */
+	uint32_t rate;     /* the rate it was paced at, parts per million */
+	uint64_t key;      /* what it launches (gp__launch_key) */
+	uint64_t cost;     /* device time charged for it, ns */
+	CUstream stream;   /* where it runs (for the measuring events) */
+};
+
+/* Keys of what a launch runs, for the cost estimates: a kernel with its
+ * grid and block sizes, or an executable graph. */
+static inline uint64_t gp__launch_key(const void *fn, uint64_t grid, uint64_t block)
+{
+	return ((uint64_t)(uintptr_t)fn ^ (grid * 0x9e3779b97f4a7c15ULL) ^ (block << 48)) &
+	       ~(1ULL << 63);
+}
+static inline uint64_t gp__graph_key(const void *exec)
+{
+	return (uint64_t)(uintptr_t)exec | (1ULL << 63);
+}
+
+/* Before a launch on `stream` (NULL and `ptsz`: the per-thread default
+ * stream) of what `key` names: waits as the share and priority of the
+ * current device require, and starts measuring it if it is sampled.
+ * Returns 1 when the launch is metered (then gp__share_end must follow
+ * with the driver's answer), 0 when it is not (the caller stamps it with
+ * gp__act as usual). */
+int gp__share_begin(struct gp__launch *l, uint64_t key, CUstream stream, int ptsz);
+
+/* After a metered launch the driver answered `rc` for: account it (or give
+ * its charge back if the driver refused it), stamp it, finish a sample.
+ * Returns `rc`. */
+CUresult gp__share_end(struct gp__launch *l, CUresult rc);
+
+/* Pace one launch of `key` on ordinal `ord` without measuring it (the
+ * multi-device cooperative launch names its devices). */
+void gp__share_pace(int ord, uint64_t key);
+
+/* The device `ord` has been registered in the region (init.c, under
+ * gp__g.lock, before the hook is ready): set up its share. */
+void gp__share_setup(int ord);
+
+/* An unmetered launch refreshed its activity stamp at `now`: publish that
+ * the process wants the GPU in the node file. */
+void gp__share_touch(int ord, uint64_t now);
+
+void gp__share_atfork(enum gp__fork_phase phase);
+
+/* Stream captures in progress in the process (capture.c): while there
+ * are any, a launch is checked for being captured (it then runs nothing
+ * and is not charged), and no events are recorded. */
+extern uint32_t gp__captures;
+
+/* meter.c: what launches take. */
+struct gp__measured {
+	uint64_t charged;  /* what the sampled launch was charged */
+	uint64_t took;     /* what it took, measured */
+	uint32_t rate;     /* the rate it was paced at */
+};
+
+/* The device time a launch of `key` on `ord` is expected to take.  *sample
+ * is set when this launch should be measured, *known when the figure is
+ * the key's own (else it is the device's mean, 0 before any sample). */
+uint64_t gp__meter_cost(int ord, uint64_t key, uint64_t now, int *sample, int *known);
+
+/* Is a sample being taken on `ord`? */
+int gp__meter_busy(int ord);
+
+/* Start measuring a launch about to go on `stream` in context `ctx`.
+ * Returns 1 when the start was recorded (gp__meter_stop must follow). */
+int gp__meter_start(int ord, CUcontext ctx, CUstream stream);
+
+/* The sampled launch was made (`launched`) or refused: record its end. */
+void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, uint32_t rate,
+		    uint64_t now, int launched);
+
+/* A measurement that finished, if one is due: 1 and *m filled, else 0. */
+int gp__meter_poll(int ord, uint64_t now, struct gp__measured *m);
+
+void gp__meter_atfork(enum gp__fork_phase phase);
+
 void gp__pools_atfork(enum gp__fork_phase phase);
 void gp__graphs_atfork(enum gp__fork_phase phase);
 

@@ -22,6 +22,7 @@ struct gp__state gp__g = {
 	.ready = 0,
 	.boot_rc = 0,
 	.region = GP_REGION_INIT,
+	.node = GP_NODE_INIT,
 	.ndev = -1,
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 };
@@ -63,6 +64,14 @@ static void boot(void)
 		gp__g.boot_rc = rc;
 		return;
 	}
+	/* Without the node file the limits still hold (elastic ones act as
+	 * hard) and nobody is held back by priority: worth a warning, not a
+	 * refusal to run. */
+	if (gp__g.cfg.node && (rc = gp_node_open(&gp__g.node, gp__g.cfg.node)))
+		gp_warn("node file %s: %s; compute shares act as hard limits and priority is not "
+			"arbitrated",
+			gp__g.cfg.node,
+			rc == -EPROTO ? "not a gpupool node file of this version" : strerror(-rc));
 	if (atfork_rc) {
 		gp_error("cannot register fork handlers: %s; refusing to initialise CUDA",
 			 strerror(atfork_rc));
@@ -159,6 +168,7 @@ static CUresult devices(void)
 		found[i].slot = slot;
 		gp__g.dev[i] = found[i];
 		pthread_mutex_init(&gp__g.dev[i].ctx_lock, NULL);
+		gp__share_setup(i);
 		if (found[i].limit) {
 			char a[32], b[32];
 			gp_info("device %d (%s): budget %s of %s", i, found[i].uuid,
@@ -283,6 +293,8 @@ static void atfork_child(void)
 	}
 	gp__g.lock = (pthread_mutex_t)PTHREAD_MUTEX_INITIALIZER;
 	gp__act_forget(); /* the parent's contexts are not the child's */
+	gp__meter_atfork(GP_FORK_CHILD);
+	gp__share_atfork(GP_FORK_CHILD);
 	if (gp_region_forked(&gp__g.region)) {
 		/* Without its own open file description the child cannot hold
 		 * a lease of its own: refuse rather than share its parent's. */

@@ -13,7 +13,10 @@
  * read, so figures that change separately (a device's `used` and its
  * processes', say) may disagree by the changes in flight.  Everything the
  * validation checks holds at every instant of a well-behaved file's life,
- * so a concurrent write never makes a good file look bad.
+ * so a concurrent write never makes a good file look bad.  Figures no
+ * rule bounds (the compute counters, policy and priority of version 3,
+ * the header's id) are copied as written: a reader shows or clamps them,
+ * it never trusts them.
  */
 #ifndef GP_REGION_READ_H
 #define GP_REGION_READ_H

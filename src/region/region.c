@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -12,8 +13,32 @@
 
 _Static_assert(GP_REGION_MAX_PROCS <= GP_LLOCK_MAX_SLOT, "slots fit a lock identity");
 /* Version 2 took its activity stamps out of version 1's spare words: the
- * entry kept its size, and so did the whole file. */
-_Static_assert(sizeof(struct gp_region_dev) == 128, "a device entry is 128 bytes");
+ * entry kept its size, and so did the whole file.  Version 3 added compute
+ * accounting (policy, priority, device time used and held back, the
+ * pacing clock) to each entry, which grew from 128 to 152 bytes, and the
+ * tenant's `id` to the header.  A version 2 file is refused like any
+ * foreign one: its size and version both differ. */
+_Static_assert(sizeof(struct gp_region_dev) == 152, "a device entry is 152 bytes");
+
+/* A tenant id for a new region: random, never 0 (so that a zeroed field
+ * never names a tenant).  Ids only have to differ between the tenants of
+ * one node (the node file tells tenants apart by them), so where getrandom cannot answer at once (early boot, a
+ * seccomp filter) the time and the PID, mixed, are good enough: this runs
+ * inside someone else's process and must neither block nor fail. */
+static uint64_t new_id(void)
+{
+	uint64_t id = 0;
+
+	if (getrandom(&id, sizeof id, GRND_NONBLOCK) != (ssize_t)sizeof id) {
+		/* splitmix64's finalizer over the clocks and the PID */
+		id = gp_wall_ns() ^ gp_now_ns() << 21 ^ (uint64_t)getpid() << 42;
+		id += 0x9e3779b97f4a7c15ULL;
+		id = (id ^ id >> 30) * 0xbf58476d1ce4e5b9ULL;
+		id = (id ^ id >> 27) * 0x94d049bb133111ebULL;
+		id ^= id >> 31;
+	}
+	return id ? id : 1;
+}
 
 static int region_init(void *base, size_t size, void *arg)
 {
@@ -25,6 +50,7 @@ static int region_init(void *base, size_t size, void *arg)
 	h->max_devs = GP_REGION_MAX_DEVS;
 	h->max_procs = GP_REGION_MAX_PROCS;
 	h->created_ns = gp_wall_ns();
+	h->id = new_id();
 	/* The magic goes last: a reader that sees it sees a whole header. */
 	__atomic_store_n(&h->magic, GP_REGION_MAGIC, __ATOMIC_RELEASE);
 	return 0;

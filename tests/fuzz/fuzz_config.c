@@ -64,6 +64,8 @@ static const char *const names[] = {
 	"GPUPOOL_CONTEXT_SIZE",
 	"GPUPOOL_SIM_GPUS",
 	"GPUPOOL_NODE",
+	"GPUPOOL_PRIORITY_FLOOR",
+	"GPUPOOL_PRIORITY_HOLDOFF",
 	"GPUPOOL_MEMORY_LIMIT_",
 	"GPUPOOL_CORE_LIMIT_X",
 };
@@ -128,6 +130,41 @@ static int word(const char *v, const char *const *w, int *out)
 	return -1;
 }
 
+/* GPUPOOL_PRIORITY_HOLDOFF as docs/hook.md describes it: a decimal number
+ * of milliseconds (no unit or "ms") or seconds ("s"), at most 60 s; digits
+ * past the nanosecond are ignored. */
+static int duration(const char *v, uint64_t *ns)
+{
+	long double x = 0, f = 1, unit = 1e6L;
+	const char *p = v;
+	int digits = 0;
+
+	while (*p >= '0' && *p <= '9') {
+		x = x * 10 + (*p++ - '0');
+		digits++;
+		if (x > 60000)
+			return -1;
+	}
+	if (!digits)
+		return -1;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		for (int k = 0; *p >= '0' && *p <= '9'; p++, k++)
+			if (k < 6)
+				x += (*p - '0') * (f /= 10);
+	}
+	if (strcmp(p, "s") == 0)
+		unit = 1e9L;
+	else if (strcmp(p, "ms") != 0 && *p)
+		return -1;
+	if (x * unit > 60e9L + 0.5L)
+		return -1;
+	*ns = (uint64_t)(x * unit + 0.5L);
+	return 0;
+}
+
 /* The model: the configuration DESIGN.md describes, or the invalid
  * variables. */
 static void model(const struct env *e, struct gp__config *m, struct bad *b)
@@ -143,8 +180,9 @@ static void model(const struct env *e, struct gp__config *m, struct bad *b)
 	int w;
 
 	memset(m, 0, sizeof *m);
-	m->policy = GP_CORE_HARD;
+	m->policy = GP_CORE_ELASTIC;
 	m->priority = GP_PRIO_NORMAL;
+	m->holdoff_ns = GP_HOLDOFF_DEFAULT_NS;
 	m->log_level = GP_LOG_WARN;
 	b->n = 0;
 
@@ -198,6 +236,13 @@ static void model(const struct env *e, struct gp__config *m, struct bad *b)
 		else
 			m->priority = w == 0 ? GP_PRIO_HIGH : GP_PRIO_NORMAL;
 	}
+	if ((v = get(e, "GPUPOOL_PRIORITY_FLOOR")) && gp_parse_percent(v, 0, 100, &m->floor))
+		add_bad(b, "GPUPOOL_PRIORITY_FLOOR", v);
+	if ((v = get(e, "GPUPOOL_PRIORITY_HOLDOFF")) && duration(v, &m->holdoff_ns))
+		add_bad(b, "GPUPOOL_PRIORITY_HOLDOFF", v);
+	m->node = get(e, "GPUPOOL_NODE");
+	if (m->node && !m->node[0])
+		add_bad(b, "GPUPOOL_NODE", m->node);
 	m->region = pick(e, "GPUPOOL_REGION", "CUDA_DEVICE_MEMORY_SHARED_CACHE", &name);
 	if (m->region && !m->region[0])
 		add_bad(b, name, m->region);
@@ -279,6 +324,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(c.region == m.region); /* the very value in envp */
 		CHECK(!c.region || c.region[0]);
 		CHECK(c.context_size == m.context_size);
+		CHECK(c.floor == m.floor && c.floor <= 100);
+		CHECK(c.holdoff_ns == m.holdoff_ns && c.holdoff_ns <= 60000000000ULL);
+		CHECK(c.node == m.node && (!c.node || c.node[0]));
 	} else {
 		int named = 0;
 		CHECK(b.n > 0);

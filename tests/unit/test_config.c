@@ -31,8 +31,11 @@ static void test_defaults(void **state)
 		assert_false(gp__config_has_mem(&c, i));
 		assert_int_equal(c.core[i], 0);
 	}
-	assert_int_equal(c.policy, GP_CORE_HARD);
+	assert_int_equal(c.policy, GP_CORE_ELASTIC); /* DESIGN.md: the default */
 	assert_int_equal(c.priority, GP_PRIO_NORMAL);
+	assert_int_equal(c.floor, 0);
+	assert_int_equal(c.holdoff_ns, GP_HOLDOFF_DEFAULT_NS);
+	assert_null(c.node);
 	assert_int_equal(c.log_level, GP_LOG_WARN);
 	assert_null(c.region);
 	assert_int_equal(c.context_size, 0);
@@ -44,10 +47,14 @@ static void test_ours(void **state)
 		       "GPUPOOL_CORE_LIMIT=30", "GPUPOOL_CORE_LIMIT_2=70",
 		       "GPUPOOL_CORE_POLICY=elastic", "GPUPOOL_PRIORITY=low",
 		       "GPUPOOL_REGION=/tmp/r", "GPUPOOL_LOG=debug",
-		       "GPUPOOL_CONTEXT_SIZE=300MiB", NULL};
+		       "GPUPOOL_CONTEXT_SIZE=300MiB", "GPUPOOL_NODE=/run/n",
+		       "GPUPOOL_PRIORITY_FLOOR=10", "GPUPOOL_PRIORITY_HOLDOFF=1.5s", NULL};
 
 	(void)state;
 	assert_int_equal(parse(env), 0);
+	assert_string_equal(c.node, "/run/n");
+	assert_int_equal(c.floor, 10);
+	assert_int_equal(c.holdoff_ns, 1500000000ULL);
 	assert_int_equal(c.mem[0].bytes, 2 * GiB);
 	assert_int_equal(c.mem[1].ppm, 500000);
 	assert_int_equal(c.mem[2].bytes, 2 * GiB); /* the global one */
@@ -109,7 +116,10 @@ static void test_refusals(void **state)
 		"GPUPOOL_LOG=loud",             "GPUPOOL_REGION=",
 		"GPUPOOL_CONTEXT_SIZE=big",     "CUDA_DEVICE_MEMORY_LIMIT=1x",
 		"CUDA_DEVICE_SM_LIMIT=200",     "GPU_CORE_UTILIZATION_POLICY=sometimes",
-		"CUDA_TASK_PRIORITY=2",
+		"CUDA_TASK_PRIORITY=2",         "GPUPOOL_NODE=",
+		"GPUPOOL_PRIORITY_FLOOR=101",   "GPUPOOL_PRIORITY_FLOOR=some",
+		"GPUPOOL_PRIORITY_HOLDOFF=2m",  "GPUPOOL_PRIORITY_HOLDOFF=-1s",
+		"GPUPOOL_PRIORITY_HOLDOFF=61s", "GPUPOOL_PRIORITY_HOLDOFF=",
 	};
 
 	(void)state;

@@ -434,7 +434,57 @@ static void test_foreign_files(void **state)
 	assert_int_equal(ftruncate(fd, sizeof(struct gp_region_hdr)), 0);
 	close(fd);
 	assert_int_equal(gp_region_open(&r, path), -EPROTO);
+
+	/* A region of the previous layout (version 2: 128-byte device
+	 * entries, no id), as its library left it; and a file of this size
+	 * that says version 2.  Neither is used. */
+	{
+		struct gp_region_hdr *h = calloc(1, sizeof *h);
+		const uint32_t v2_size = (uint32_t)sizeof *h - 24 * GP_REGION_MAX_DEVS - 8;
+
+		assert_non_null(h);
+		h->magic = GP_REGION_MAGIC;
+		h->version = 2;
+		h->size = v2_size;
+		h->max_devs = GP_REGION_MAX_DEVS;
+		h->max_procs = GP_REGION_MAX_PROCS;
+		fd = open(path, O_WRONLY | O_TRUNC);
+		assert_int_equal(write(fd, h, v2_size), (ssize_t)v2_size);
+		close(fd);
+		assert_int_equal(gp_region_open(&r, path), -EPROTO);
+		h->size = (uint32_t)sizeof *h;
+		fd = open(path, O_WRONLY | O_TRUNC);
+		assert_int_equal(write(fd, h, sizeof *h), (ssize_t)sizeof *h);
+		close(fd);
+		assert_int_equal(gp_region_open(&r, path), -EPROTO);
+		free(h);
+	}
 	assert_int_equal(gp_region_open(&r, "/nonexistent-dir/region"), -ENOENT);
+}
+
+/* A new region gets a random id, never 0, that stays with the file: the
+ * node file names the tenant by it. */
+static void test_id(void **state)
+{
+	struct gp_region a = GP_REGION_INIT, b = GP_REGION_INIT, again = GP_REGION_INIT;
+	uint64_t id;
+
+	(void)state;
+	assert_int_equal(gp_region_open(&a, path), 0);
+	id = a.hdr->id;
+	assert_true(id != 0);
+	assert_int_equal(gp_region_open(&again, path), 0);
+	assert_true(again.hdr->id == id);
+	assert_int_equal(gp_region_open(&b, NULL), 0);
+	assert_true(b.hdr->id != 0);
+	assert_true(b.hdr->id != id);
+	/* Compute figures start at zero. */
+	for (unsigned d = 0; d < GP_REGION_MAX_DEVS; d++)
+		assert_true(!a.hdr->dev[d].compute_ns && !a.hdr->dev[d].throttled_ns &&
+			    !a.hdr->dev[d].pace_ns && !a.hdr->dev[d].core_limit);
+	gp_shm_close(&again.shm);
+	gp_shm_close(&b.shm);
+	gp_shm_close(&a.shm);
 }
 
 
@@ -699,7 +749,7 @@ static void test_read_short_and_foreign(void **state)
 		memcpy(bad, img, sizeof *img);
 		switch (k) {
 		case 0: bad->magic ^= 1; break;
-		case 1: bad->version = 1; break; /* the layout before activity */
+		case 1: bad->version = 2; break; /* the layout before compute */
 		case 2: bad->size = (uint32_t)sizeof *bad - 8; break;
 		case 3: bad->max_devs = 8; break;
 		case 4: bad->max_procs = 4096; break;
@@ -845,6 +895,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_new_owner_of_dead_holders_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_child_slot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_live_and_dead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_disturbs_nobody, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_short_and_foreign, setup, teardown),
