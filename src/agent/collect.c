@@ -158,6 +158,68 @@ static void join(const struct gp_collect *c, struct gp_agent_snap *s,
 		}
 }
 
+/* bsearch order of tenants: pod UID, then container (tenants.c reads
+ * them in that order). */
+static int by_name(const void *a, const void *b)
+{
+	const struct gp_agent_tenant *x = a, *y = b;
+	int c = strcmp(x->uid, y->uid);
+
+	return c ? c : strcmp(x->container, y->container);
+}
+
+/* A counter's rate between two readings `dt_ns` apart, in percent of that
+ * time, to a tenth; -1 when it went backwards (a file forged or
+ * rewritten).  Capped, so that a forged figure stays a number. */
+static double rate_pct(uint64_t now, uint64_t then, uint64_t dt_ns)
+{
+	double pct;
+
+	if (now < then)
+		return -1;
+	pct = (double)(now - then) / (double)dt_ns * 100.0;
+	if (pct > 1e6)
+		pct = 1e6;
+	return (double)(uint64_t)(pct * 10.0 + 0.5) / 10.0;
+}
+
+/* Each metered tenant card's compute and throttled rates since the
+ * previous snapshot p: what `gpupool top` shows as the share of the card
+ * the tenant used over the last interval.  A tenant card p does not have,
+ * or whose region was made again since (another id: its counters started
+ * over), stays unknown until the next collection. */
+static void rates(struct gp_agent_snap *s, const struct gp_agent_snap *p)
+{
+	uint64_t dt;
+
+	if (!p || s->mono_ns <= p->mono_ns || !p->ntenant)
+		return;
+	dt = s->mono_ns - p->mono_ns;
+	for (unsigned t = 0; t < s->ntenant; t++) {
+		struct gp_agent_tenant *tn = &s->tenant[t];
+		const struct gp_agent_tenant *old =
+			bsearch(tn, p->tenant, p->ntenant, sizeof *p->tenant, by_name);
+
+		if (!old || old->region_id != tn->region_id)
+			continue;
+		for (unsigned k = 0; k < tn->ngpu; k++) {
+			struct gp_agent_tgpu *g = &tn->gpu[k];
+
+			if (!g->metered)
+				continue;
+			for (unsigned j = 0; j < old->ngpu; j++) {
+				const struct gp_agent_tgpu *og = &old->gpu[j];
+
+				if (strcmp(og->uuid, g->uuid) != 0)
+					continue;
+				g->compute_pct = rate_pct(g->compute_ns, og->compute_ns, dt);
+				g->throttled_pct = rate_pct(g->throttled_ns, og->throttled_ns, dt);
+				break;
+			}
+		}
+	}
+}
+
 int gp_collect(struct gp_collect *c, struct gp_agent_snap **out,
 	       struct gp_tenant_stale **stale, size_t *nstale)
 {
@@ -187,8 +249,10 @@ int gp_collect(struct gp_collect *c, struct gp_agent_snap **out,
 		rc = gp_tenants_scan(c->tenants, s, stale, nstale);
 	s->mono_ns = gp_now_ns();
 	s->wall_ns = gp_wall_ns();
-	if (!rc)
+	if (!rc) {
 		join(c, s, util, nutil);
+		rates(s, c->prev);
+	}
 	free(util);
 	s->took_ns = gp_now_ns() - t0;
 	if (rc) {
@@ -198,6 +262,8 @@ int gp_collect(struct gp_collect *c, struct gp_agent_snap **out,
 		*nstale = 0;
 		return rc;
 	}
+	gp_snap_unref(c->prev);
+	c->prev = gp_snap_ref(s);
 	*out = s;
 	return 0;
 }
@@ -206,4 +272,6 @@ void gp_collect_done(struct gp_collect *c)
 {
 	gp_tenants_close(c->tenants);
 	c->tenants = NULL;
+	gp_snap_unref(c->prev);
+	c->prev = NULL;
 }

@@ -2,7 +2,8 @@
  *
  * GPUs from gpus.h, tenants from tenants.h, then the joins: which NVML
  * process belongs to which tenant, each tenant's share of its cards'
- * time, each tenant's pod name.  Used by the agent's collector thread and
+ * time, each tenant's pod name; and against the previous snapshot, the
+ * rates of the tenants' compute counters.  Used by the agent's collector thread and
  * by `gpupool top --local`, which has no agent to ask.
  */
 #ifndef GP_AGENT_COLLECT_H
@@ -31,6 +32,9 @@ struct gp_collect {
 	struct gp_tenants *tenants; /* the tree as last walked: made by the
 	                               first gp_collect, freed by
 	                               gp_collect_done */
+	struct gp_agent_snap *prev; /* a reference to the last snapshot
+	                               taken, which rates are figured
+	                               against; dropped by gp_collect_done */
 };
 
 /* Take a snapshot into *out (one reference, caller's) and the tenant

@@ -20,6 +20,7 @@
 #include "deviceplugin.pb-c.h"
 #include "net/grpc.h"
 #include "net/grpc_client.h"
+#include "region/node.h"
 
 #define MAX_RES 17                    /* gpupool.io/vgpu + one per model */
 #define TICK_MS 100                   /* answers, device lists, sockets */
@@ -27,6 +28,8 @@
 #define CONTAINER_LIB "/usr/local/gpupool/libgpupool.so"
 #define CONTAINER_PRELOAD "/etc/ld.so.preload"
 #define CONTAINER_TENANT "/var/run/gpupool"
+#define CONTAINER_NODE "/var/run/gpupool-node/node"
+#define NMOUNTS 4
 
 struct stream {
 	struct gp_grpc_call *call;
@@ -358,8 +361,9 @@ struct kv {
 	char tenant[PATH_MAX];
 	char lib[PATH_MAX];
 	char preload[PATH_MAX];
-	V1beta1__Mount m[3];
-	V1beta1__Mount *mp[3];
+	char node[PATH_MAX];
+	V1beta1__Mount m[NMOUNTS];
+	V1beta1__Mount *mp[NMOUNTS];
 };
 
 static void env(struct kv *k, size_t *n, const char *key, const char *fmt, ...)
@@ -410,24 +414,27 @@ static void container_answer(struct gp_agent *a, const struct gp_alloc_grant *g,
 	if (g->priority[0])
 		env(k, &n, "GPUPOOL_PRIORITY", "%s", g->priority);
 	env(k, &n, "GPUPOOL_REGION", "%s", CONTAINER_TENANT "/region");
+	env(k, &n, "GPUPOOL_NODE", "%s", CONTAINER_NODE);
 	out->envs = k->ep;
 	out->n_envs = n;
 	snprintf(k->lib, sizeof k->lib, "%s/lib/libgpupool.so", a->cfg->state_dir);
 	snprintf(k->preload, sizeof k->preload, "%s/lib/ld.so.preload", a->cfg->state_dir);
 	snprintf(k->tenant, sizeof k->tenant, "%s/tenants/%s/%s", a->cfg->state_dir, g->uid,
 		 g->container);
-	const char *host[3] = {k->lib, k->preload, k->tenant};
-	const char *ctr[3] = {CONTAINER_LIB, CONTAINER_PRELOAD, CONTAINER_TENANT};
+	snprintf(k->node, sizeof k->node, "%s/node", a->cfg->state_dir);
+	const char *host[NMOUNTS] = {k->lib, k->preload, k->tenant, k->node};
+	const char *ctr[NMOUNTS] = {CONTAINER_LIB, CONTAINER_PRELOAD, CONTAINER_TENANT,
+				    CONTAINER_NODE};
 
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < NMOUNTS; i++) {
 		v1beta1__mount__init(&k->m[i]);
 		k->m[i].host_path = (char *)host[i];
 		k->m[i].container_path = (char *)ctr[i];
-		k->m[i].read_only = i < 2;
+		k->m[i].read_only = i < 2; /* the region and the node file are written */
 		k->mp[i] = &k->m[i];
 	}
 	out->mounts = k->mp;
-	out->n_mounts = 3;
+	out->n_mounts = NMOUNTS;
 }
 
 static void answer(struct gp_agent *a, struct gp_alloc_job *j)
@@ -648,6 +655,7 @@ static int install_file(const char *src, const char *data, size_t len, const cha
 
 static int install_lib(const struct gp_agent_config *c)
 {
+	struct gp_node node = GP_NODE_INIT;
 	char dir[PATH_MAX], dst[PATH_MAX + 32];
 	int rc;
 
@@ -664,8 +672,19 @@ static int install_lib(const struct gp_agent_config *c)
 	}
 	snprintf(dst, sizeof dst, "%s/ld.so.preload", dir);
 	rc = install_file(NULL, CONTAINER_LIB "\n", strlen(CONTAINER_LIB) + 1, dst);
-	if (rc)
+	if (rc) {
 		gp_error("device plugin: cannot write %s: %s", dst, strerror(-rc));
+		return rc;
+	}
+	/* The node file must exist before a container mounts it (a bind
+	 * mount of a missing file would make a directory); creating it here
+	 * also opens it to every user, whatever user tenants run as. */
+	snprintf(dst, sizeof dst, "%s/node", c->state_dir);
+	if ((rc = gp_node_open(&node, dst)) == 0)
+		gp_shm_close(&node.shm);
+	else
+		gp_error("device plugin: cannot create the node file %s: %s", dst,
+			 rc == -EPROTO ? "a file of another kind or version is there" : strerror(-rc));
 	return rc;
 }
 

@@ -308,6 +308,10 @@ TENANT_GETTER(t_procs, 1, t->nproc)
 TENANT_GETTER(t_idle, 1, (double)(uint64_t)(gp_snap_idle_s(s, g) * 1000.0 + 0.5) / 1000.0)
 TENANT_GETTER(t_util, g->util >= 0, g->util / 100.0)
 TENANT_GETTER(t_core, g->core_limit, g->core_limit / 100.0)
+/* Counters of every tenant, metered or not (then they stay 0): a series
+ * that appears only once a limit is set would break rate() across it. */
+TENANT_GETTER(t_compute, 1, g->compute_ns / 1e9)
+TENANT_GETTER(t_throttled, 1, g->throttled_ns / 1e9)
 
 static const struct {
 	const char *name, *type, *help;
@@ -332,10 +336,50 @@ static const struct {
 	 t_util},
 	{"gpupool_tenant_core_limit_ratio", "gauge", "Compute share the tenant is limited to; "
 						     "absent when unlimited", t_core},
+	{"gpupool_tenant_compute_seconds_total", "counter", "Device time the tenant's kernels "
+							    "used on the card (metered only "
+							    "with a compute limit or a "
+							    "priority other than normal; else "
+							    "0)", t_compute},
+	{"gpupool_tenant_throttled_seconds_total", "counter", "Time the tenant's kernel "
+							      "launches were held back by its "
+							      "compute share or by priority, "
+							      "summed over its threads",
+	 t_throttled},
 };
+
+/* gpupool_tenant_info: what is not a number about a tenant on a card, as
+ * labels, so that dashboards can join it to the figures. */
+static void tenant_info(struct out *o, const struct gp_agent_snap *s, const struct labels *l)
+{
+	size_t n = 0;
+
+	family(o, "gpupool_tenant_info", "gauge",
+	       "A tenant on a card: its compute policy (hard, elastic, off) and priority (low, "
+	       "normal, high) as labels; always 1");
+	for (unsigned t = 0; t < s->ntenant; t++) {
+		const struct gp_agent_tenant *tn = &s->tenant[t];
+
+		for (unsigned i = 0; i < tn->ngpu; i++, n++) {
+			const struct gp_agent_tgpu *g = &tn->gpu[i];
+			const char *pol = gp_snap_policy_name(g->core_policy);
+			const char *pri = gp_snap_priority_name(g->priority);
+
+			adds(o, "gpupool_tenant_info");
+			adds(o, l->tgpu[n]);
+			adds(o, ",core_policy=\"");
+			adds(o, pol ? pol : "unknown");
+			adds(o, "\",priority=\"");
+			adds(o, pri ? pri : "unknown");
+			adds(o, "\"}");
+			value(o, 1);
+		}
+	}
+}
 
 static void tenants(struct out *o, const struct gp_agent_snap *s, const struct labels *l)
 {
+	tenant_info(o, s, l);
 	for (size_t k = 0; k < sizeof tenant_families / sizeof *tenant_families; k++) {
 		size_t n = 0;
 
@@ -467,9 +511,9 @@ int gp_agent_metrics(const struct gp_agent_snap *s, const struct gp_agent_counte
 	int rc = make_labels(s, &l, &ntgpu);
 
 	if (!rc) {
-		/* Room for the usual size up front: about 1.6 KiB per tenant
-		 * card (eight families) and 4 KiB per card. */
-		o.p = malloc(o.cap = 65536 + ntgpu * 1600 + s->ngpu * 4096);
+		/* Room for the usual size up front: about 2.2 KiB per tenant
+		 * card (eleven families) and 4 KiB per card. */
+		o.p = malloc(o.cap = 65536 + ntgpu * 2200 + s->ngpu * 4096);
 		o.oom = !o.p;
 		gpus(&o, s, &l);
 		processes(&o, s);

@@ -37,3 +37,24 @@ double gp_snap_idle_s(const struct gp_agent_snap *s, const struct gp_agent_tgpu 
 		return 0.0;
 	return (double)(s->mono_ns - g->active_ns) / 1e9;
 }
+
+const char *gp_snap_policy_name(int policy)
+{
+	static const char *const names[] = {
+		[GP_REGION_CORE_HARD] = "hard", [GP_REGION_CORE_ELASTIC] = "elastic",
+		[GP_REGION_CORE_OFF] = "off",
+	};
+
+	return policy >= 0 && (size_t)policy < sizeof names / sizeof *names ? names[policy] : NULL;
+}
+
+const char *gp_snap_priority_name(int priority)
+{
+	static const char *const names[] = {
+		[GP_REGION_PRIO_LOW] = "low", [GP_REGION_PRIO_NORMAL] = "normal",
+		[GP_REGION_PRIO_HIGH] = "high",
+	};
+
+	return priority >= 0 && (size_t)priority < sizeof names / sizeof *names ? names[priority]
+										  : NULL;
+}

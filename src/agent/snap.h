@@ -55,6 +55,20 @@ struct gp_agent_tgpu {
 	uint64_t peak;            /* highest use recorded */
 	uint64_t refused;         /* allocations refused for the budget */
 	unsigned core_limit;      /* percent; 0 = none */
+	int core_policy;          /* GP_REGION_CORE_*; -1 a value this agent
+	                             does not know */
+	int priority;             /* GP_REGION_PRIO_*; -1 likewise */
+	int metered;              /* the library meters its launches there (a
+	                             compute limit or a priority other than
+	                             normal, or figures already recorded) */
+	uint64_t compute_ns;      /* device time its kernels used, cumulative */
+	uint64_t throttled_ns;    /* time its launches were held back by its
+	                             share or by priority, cumulative */
+	double compute_pct;       /* compute_ns's rate since the previous
+	                             collection: percent of the card; -1 unknown
+	                             (not metered, first sight, region new) */
+	double throttled_pct;     /* throttled_ns's, likewise; can pass 100
+	                             (summed over the tenant's threads) */
 	uint64_t active_ns;       /* CLOCK_MONOTONIC of its latest launch or
 	                             copy, or of registration if none */
 	uint64_t last_launch_ns, last_copy_ns; /* 0 = none yet */
@@ -70,6 +84,8 @@ struct gp_agent_tenant {
 	char pod[GP_AGENT_POD_MAX];        /* pod name; "" unknown */
 	int exempt;               /* the pod opted out of the idle policy */
 	uint64_t created_wall_ns; /* when the region was created */
+	uint64_t region_id;       /* the region's random id: a region made
+	                             again under the same name has another */
 	unsigned nproc;           /* live processes */
 	int *pids;                /* their PIDs as they see themselves; owned */
 	unsigned ngpu;
@@ -94,6 +110,12 @@ struct gp_agent_snap {
 
 /* Seconds tenant t has been idle on its card g at the snapshot's time. */
 double gp_snap_idle_s(const struct gp_agent_snap *s, const struct gp_agent_tgpu *g);
+
+/* The names of a GP_REGION_CORE_* policy ("hard", "elastic", "off") and
+ * a GP_REGION_PRIO_* priority ("low", "normal", "high"), as DESIGN.md's
+ * tenant configuration spells them; NULL for any other value. */
+const char *gp_snap_policy_name(int policy);
+const char *gp_snap_priority_name(int priority);
 
 /* Take / drop a reference; the last gp_snap_unref frees. */
 struct gp_agent_snap *gp_snap_ref(struct gp_agent_snap *s);

@@ -87,16 +87,34 @@ oom:
 	return NULL;
 }
 
+/* A string, or null when there is none. */
+static json_t *maybe_str(const char *v)
+{
+	return v ? json_string(v) : json_null();
+}
+
+/* A real, or null when unknown (negative). */
+static json_t *maybe_real(double v)
+{
+	return v < 0 ? json_null() : json_real(v);
+}
+
 static json_t *tgpu_json(const struct gp_agent_snap *s, const struct gp_agent_tgpu *g)
 {
 	const struct gp_agent_gpu *card = g->gpu >= 0 ? &s->gpu[g->gpu] : NULL;
 	json_t *o = json_pack(
-		"{s:s, s:o, s:s, s:I, s:I, s:I, s:I, s:i, s:o, s:f, s:b}", "uuid", g->uuid, "index",
-		card ? json_integer(card->index) : json_null(), "model", card ? card->model : "",
-		"limitBytes", (json_int_t)g->limit, "usedBytes", (json_int_t)g->used, "peakBytes",
-		(json_int_t)g->peak, "refused", (json_int_t)g->refused, "coreLimit",
-		(int)g->core_limit, "utilizationPercent", maybe_int(g->util), "idleSeconds",
-		gp_snap_idle_s(s, g), "launched", g->last_launch_ns != 0);
+		"{s:s, s:o, s:s, s:I, s:I, s:I, s:I, s:i, s:o, s:o, s:f, s:f, s:o, s:o, s:o, s:f, "
+		"s:b}",
+		"uuid", g->uuid, "index", card ? json_integer(card->index) : json_null(), "model",
+		card ? card->model : "", "limitBytes", (json_int_t)g->limit, "usedBytes",
+		(json_int_t)g->used, "peakBytes", (json_int_t)g->peak, "refused",
+		(json_int_t)g->refused, "coreLimit", (int)g->core_limit, "corePolicy",
+		maybe_str(gp_snap_policy_name(g->core_policy)), "priority",
+		maybe_str(gp_snap_priority_name(g->priority)), "computeSeconds",
+		(double)g->compute_ns / 1e9, "throttledSeconds", (double)g->throttled_ns / 1e9,
+		"computePercent", maybe_real(g->compute_pct), "throttledPercent",
+		maybe_real(g->throttled_pct), "utilizationPercent", maybe_int(g->util),
+		"idleSeconds", gp_snap_idle_s(s, g), "launched", g->last_launch_ns != 0);
 	return o;
 }
 

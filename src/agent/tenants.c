@@ -61,6 +61,7 @@ static int fill(struct gp_agent_tenant *t, const struct gp_region_copy *c)
 	unsigned k = 0;
 
 	t->created_wall_ns = h->created_ns;
+	t->region_id = h->id;
 	t->nproc = c->nlive;
 	t->pids = c->nlive ? calloc(c->nlive, sizeof *t->pids) : NULL;
 	if (c->nlive && !t->pids)
@@ -84,6 +85,15 @@ static int fill(struct gp_agent_tenant *t, const struct gp_region_copy *c)
 		g->peak = rd->peak;
 		g->refused = rd->refused;
 		g->core_limit = rd->core_limit > 100 ? 100 : rd->core_limit;
+		g->core_policy = rd->core_policy <= GP_REGION_CORE_OFF ? rd->core_policy : -1;
+		g->priority = rd->priority <= GP_REGION_PRIO_HIGH ? rd->priority : -1;
+		g->compute_ns = rd->compute_ns;
+		g->throttled_ns = rd->throttled_ns;
+		/* The library meters only tenants with a share or a priority
+		 * (gpupool/region.h); figures in the file say so too. */
+		g->metered = g->core_limit || rd->priority != GP_REGION_PRIO_NORMAL ||
+			     g->compute_ns || g->throttled_ns;
+		g->compute_pct = g->throttled_pct = -1;
 		g->last_launch_ns = rd->last_launch_ns;
 		g->last_copy_ns = rd->last_copy_ns;
 		if (g->last_launch_ns > act)

@@ -20,6 +20,7 @@
 #define MAX_ROWS 16384    /* tenant-on-card rows drawn */
 #define NAME_MAX_LEN 320  /* a tenant's name: namespace/pod/container */
 #define NAME_MIN_W 12     /* the name column never gets narrower */
+#define NAME_WANT_W 32    /* extra columns show only if names get this */
 #define INDENT 2          /* tenant rows sit under their card */
 
 /* One tenant's use of one card. */
@@ -38,8 +39,13 @@ struct line {
 };
 
 /* The columns right of the name, in screen order.  `drop` ranks which
- * go first when the window is narrow (highest first): USED stays. */
-enum { C_BUDGET, C_USED, C_LIMIT, C_PEAK, C_REFUSED, C_PROCS, C_UTIL, C_IDLE, NCOL };
+ * go first when the window is narrow (highest first): USED stays.
+ * `extra` columns also go while names are cut shorter than NAME_WANT_W:
+ * a name is worth more than the compute policy. */
+enum {
+	C_BUDGET, C_USED, C_LIMIT, C_PEAK, C_REFUSED, C_PROCS, C_UTIL, C_COMP, C_THR, C_SHARE,
+	C_PRIO, C_IDLE, NCOL
+};
 
 typedef void (*cell_fn)(const struct row *r, char *buf, size_t n);
 
@@ -50,22 +56,31 @@ static void cell_peak(const struct row *r, char *buf, size_t n);
 static void cell_refused(const struct row *r, char *buf, size_t n);
 static void cell_procs(const struct row *r, char *buf, size_t n);
 static void cell_util(const struct row *r, char *buf, size_t n);
+static void cell_comp(const struct row *r, char *buf, size_t n);
+static void cell_thr(const struct row *r, char *buf, size_t n);
+static void cell_share(const struct row *r, char *buf, size_t n);
+static void cell_prio(const struct row *r, char *buf, size_t n);
 static void cell_idle(const struct row *r, char *buf, size_t n);
 
 static const struct column {
 	const char *head;
 	unsigned width;
 	unsigned drop;
+	int extra;
 	cell_fn fmt;
 } columns[NCOL] = {
-	[C_BUDGET] = {"BUDGET", 17, 8, cell_budget},
-	[C_USED] = {"USED", 10, 0, cell_used},
-	[C_LIMIT] = {"LIMIT", 10, 5, cell_limit},
-	[C_PEAK] = {"PEAK", 10, 6, cell_peak},
-	[C_REFUSED] = {"REFUSED", 7, 3, cell_refused},
-	[C_PROCS] = {"PROCS", 5, 7, cell_procs},
-	[C_UTIL] = {"UTIL", 5, 4, cell_util},
-	[C_IDLE] = {"IDLE", 7, 2, cell_idle},
+	[C_BUDGET] = {"BUDGET", 17, 10, 0, cell_budget},
+	[C_USED] = {"USED", 10, 0, 0, cell_used},
+	[C_LIMIT] = {"LIMIT", 10, 7, 0, cell_limit},
+	[C_PEAK] = {"PEAK", 10, 8, 0, cell_peak},
+	[C_REFUSED] = {"REFUSED", 7, 3, 0, cell_refused},
+	[C_PROCS] = {"PROCS", 5, 9, 0, cell_procs},
+	[C_UTIL] = {"UTIL", 5, 5, 0, cell_util},
+	[C_COMP] = {"COMP", 5, 4, 0, cell_comp},
+	[C_THR] = {"THR", 5, 6, 0, cell_thr},
+	[C_SHARE] = {"SHARE", 12, 12, 1, cell_share},
+	[C_PRIO] = {"PRIO", 4, 11, 1, cell_prio},
+	[C_IDLE] = {"IDLE", 7, 2, 0, cell_idle},
 };
 
 /* Which columns fit, and how wide the name is. */
@@ -393,6 +408,50 @@ static void cell_util(const struct row *r, char *buf, size_t n)
 		snprintf(buf, n, "%.0f%%", fmin(u, 999));
 }
 
+/* A percentage the agent figured over its last interval; "-" when it
+ * has none (the tenant is not metered, or was not seen before). */
+static void fmt_rate(double pct, char *buf, size_t n)
+{
+	if (isnan(pct))
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%.0f%%", fmin(pct, 999));
+}
+
+/* The share of the card's time the tenant's kernels used. */
+static void cell_comp(const struct row *r, char *buf, size_t n)
+{
+	fmt_rate(jnum(r->g, "computePercent"), buf, n);
+}
+
+/* How much of the interval its launches were held back (summed over its
+ * threads, so it can pass 100%). */
+static void cell_thr(const struct row *r, char *buf, size_t n)
+{
+	fmt_rate(jnum(r->g, "throttledPercent"), buf, n);
+}
+
+/* Its compute limit and policy: "30% elastic"; "-" without a limit. */
+static void cell_share(const struct row *r, char *buf, size_t n)
+{
+	double limit = jnum(r->g, "coreLimit");
+	const char *policy = jstr(r->g, "corePolicy");
+
+	if (isnan(limit))
+		snprintf(buf, n, "?");
+	else if (limit == 0)
+		snprintf(buf, n, "-");
+	else
+		snprintf(buf, n, "%.0f%% %s", fmin(limit, 999), policy ? policy : "?");
+}
+
+static void cell_prio(const struct row *r, char *buf, size_t n)
+{
+	const char *p = jstr(r->g, "priority");
+
+	snprintf(buf, n, "%s", !p ? "?" : strcmp(p, "normal") == 0 ? "norm" : p);
+}
+
 static void cell_idle(const struct row *r, char *buf, size_t n)
 {
 	fmt_duration(jnum(r->g, "idleSeconds"), buf, n);
@@ -531,31 +590,44 @@ static int row_cmp(const void *pa, const void *pb, void *arg)
 
 /* --- layout ------------------------------------------------------------ */
 
+/* The least needed column still shown (extra ones only, with `extra`);
+ * -1 when none can go. */
+static int worst_column(const struct layout *lo, int extra)
+{
+	int worst = -1;
+
+	for (int c = 0; c < NCOL; c++)
+		if (lo->show[c] && columns[c].drop && (!extra || columns[c].extra) &&
+		    (worst < 0 || columns[c].drop > columns[worst].drop))
+			worst = c;
+	return worst;
+}
+
 /* Fit the columns into width: drop the least needed until the name has
- * at least NAME_MIN_W; the name then takes what its longest needs. */
+ * at least NAME_MIN_W, and the extra ones while it has less than its
+ * longest needs (up to NAME_WANT_W); the name then takes what its
+ * longest needs. */
 static void lay_out(size_t width, const struct row *r, size_t nrow, struct layout *lo)
 {
-	size_t fixed = INDENT, longest = strlen("TENANT");
+	size_t fixed = INDENT, longest = strlen("TENANT"), want;
+	int worst;
 
+	for (size_t i = 0; i < nrow; i++)
+		if (strlen(r[i].name) > longest)
+			longest = strlen(r[i].name);
+	want = longest < NAME_WANT_W ? longest : NAME_WANT_W;
 	for (int c = 0; c < NCOL; c++) {
 		lo->show[c] = 1;
 		fixed += 1 + columns[c].width;
 	}
-	while (fixed + NAME_MIN_W > width) {
-		int worst = -1;
-
-		for (int c = 0; c < NCOL; c++)
-			if (lo->show[c] && columns[c].drop &&
-			    (worst < 0 || columns[c].drop > columns[worst].drop))
-				worst = c;
-		if (worst < 0)
-			break;
+	while (fixed + NAME_MIN_W > width && (worst = worst_column(lo, 0)) >= 0) {
 		lo->show[worst] = 0;
 		fixed -= 1 + columns[worst].width;
 	}
-	for (size_t i = 0; i < nrow; i++)
-		if (strlen(r[i].name) > longest)
-			longest = strlen(r[i].name);
+	while (fixed + want > width && (worst = worst_column(lo, 1)) >= 0) {
+		lo->show[worst] = 0;
+		fixed -= 1 + columns[worst].width;
+	}
 	lo->name_w = width > fixed ? width - fixed : 1;
 	if (lo->name_w > longest)
 		lo->name_w = longest;
@@ -738,6 +810,8 @@ static int draw_help(struct gp_top_frame *f, size_t width)
 		"      i by idle time, n by name; h or ? this help; q or Ctrl-C quit",
 		"BUDGET: used of the tenant's memory limit; LIMIT '-': no budget;",
 		"REFUSED: allocations refused for the budget; IDLE: since its last kernel or copy",
+		"COMP: share of the card its kernels used, THR: time its launches were held",
+		"back, over the last interval ('-': not metered); SHARE: compute limit, policy",
 	};
 	int rc = 0;
 

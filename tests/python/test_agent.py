@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import time
 
@@ -83,6 +84,18 @@ def test_figures_follow_the_tenants(machine):
         assert series(text, "gpupool_tenant_refused_allocations_total", pod_uid="uid-a",
                       uuid=uuid0) == [1]
         assert set(series(text, "gpupool_tenant_processes", pod_uid="uid-b")) == {1}
+        # Compute counters for every tenant, metered or not (then 0: no
+        # kernel ran here), and the policy and priority as info labels.
+        for name in ("gpupool_tenant_compute_seconds_total",
+                     "gpupool_tenant_throttled_seconds_total"):
+            assert series(text, name, pod_uid="uid-a", uuid=uuid0) == [0], name
+            assert len(series(text, name, pod_uid="uid-b", uuid=gpus[1]["uuid"])) == 1, name
+        assert series(text, "gpupool_tenant_info", pod_uid="uid-a", uuid=uuid0,
+                      priority="normal") == [1]
+        g = tgpu(agent, "uid-a", "main")
+        assert (g["computeSeconds"], g["throttledSeconds"]) == (0, 0)
+        assert g["priority"] == "normal" and g["corePolicy"] in ("hard", "elastic", "off")
+        assert "computePercent" in g and "throttledPercent" in g
         assert series(text, "gpupool_gpu_memory_total_bytes", index="1") == [80 * GiB]
 
         # SIGKILL: its processes and memory are gone, its peak is not.
@@ -125,6 +138,68 @@ def test_idle_seconds_follow_launches_and_copies(machine):
         until("a copy", lambda: tgpu(agent, "uid-a", "main")["idleSeconds"] < 0.5)
         text = agent.get("/metrics")[1]
         assert series(text, "gpupool_tenant_idle_seconds", pod_uid="uid-a")[0] < 1.0
+    finally:
+        assert agent.stop() == 0, agent.output()
+
+
+# Where a device entry's compute fields sit in a region file (layout
+# version 3, include/gpupool/region.h): the header's fixed part, then dev[].
+REGION_VERSION_AT = 8
+DEV0_AT, DEV_SIZE, UUID_LEN = 120, 152, 48
+CORE_LIMIT_AT, PRIORITY_AT, COMPUTE_AT = 88, 93, 120
+
+
+def write_region(path, uuid, dev_offset, fmt, *values):
+    """Write values (struct format fmt) into the entry of card `uuid` in
+    the region at path, as the library does for its compute accounting."""
+    with open(path, "r+b") as f:
+        f.seek(REGION_VERSION_AT)
+        assert struct.unpack("=I", f.read(4))[0] == 3, "region layout is not version 3"
+        for i in range(16):
+            f.seek(DEV0_AT + i * DEV_SIZE)
+            if f.read(UUID_LEN).rstrip(b"\0").decode() == uuid:
+                f.seek(DEV0_AT + i * DEV_SIZE + dev_offset)
+                f.write(struct.pack(fmt, *values))
+                return
+    pytest.fail("no entry for %s in %s" % (uuid, path))
+
+
+def test_compute_counters_come_from_the_region(machine):
+    """Counters and rates from the figures the library keeps in the region
+    (written here by hand: the tenant launches nothing)."""
+    agent = Agent(machine, ["--interval", "200ms"])
+    try:
+        a = machine.tenant("uid-a", "main", memory="1GiB")
+        until("the tenant", lambda: tgpu(agent, "uid-a", "main"))
+        region = os.path.join(machine.tenant_dir("uid-a", "main"), "region")
+        uuid0 = gpu(agent, 0)["uuid"]
+        write_region(region, uuid0, CORE_LIMIT_AT, "=I", 50)
+        write_region(region, uuid0, PRIORITY_AT, "=B", 2)  # high
+        write_region(region, uuid0, COMPUTE_AT, "=QQ", 1500000000, 250000000)
+        g = until("the figures", lambda: (tgpu(agent, "uid-a", "main") or {})
+                  .get("computeSeconds") == 1.5 and tgpu(agent, "uid-a", "main"))
+        assert (g["coreLimit"], g["priority"], g["throttledSeconds"]) == (50, "high", 0.25)
+        text = agent.get("/metrics")[1]
+        promtool_check(text)
+        mine = {"pod_uid": "uid-a", "uuid": uuid0}
+        assert series(text, "gpupool_tenant_compute_seconds_total", **mine) == [1.5]
+        assert series(text, "gpupool_tenant_throttled_seconds_total", **mine) == [0.25]
+        assert series(text, "gpupool_tenant_core_limit_ratio", **mine) == [0.5]
+        assert series(text, "gpupool_tenant_info", priority="high", **mine) == [1]
+        # Device time growing at about a third of the wall clock: the
+        # share of the card over the agent's interval.
+        t0, c = time.monotonic(), 1500000000
+        seen = []
+        while time.monotonic() - t0 < 2.0:
+            time.sleep(0.05)
+            c += 50000000 // 3
+            write_region(region, uuid0, COMPUTE_AT, "=Q", c)
+            pct = tgpu(agent, "uid-a", "main")["computePercent"]
+            if pct is not None:
+                seen.append(pct)
+        assert seen and 10 < sorted(seen)[len(seen) // 2] < 60, seen
+        assert tgpu(agent, "uid-a", "main")["throttledPercent"] == 0
+        a.do("alloc 1MiB")  # the tenant is alive and well
     finally:
         assert agent.stop() == 0, agent.output()
 

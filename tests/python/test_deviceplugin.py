@@ -188,12 +188,16 @@ def test_allocate_answers_the_pods_slice(node, machine):
     c = resp.container_responses[0]
     assert dict(c.envs) == {"NVIDIA_VISIBLE_DEVICES": uuid,
                             "GPUPOOL_MEMORY_LIMIT_0": str(2 * GiB),
-                            "GPUPOOL_REGION": "/var/run/gpupool/region"}
+                            "GPUPOOL_REGION": "/var/run/gpupool/region",
+                            "GPUPOOL_NODE": "/var/run/gpupool-node/node"}
     state = machine.state_dir
     assert {(m.container_path, m.host_path, m.read_only) for m in c.mounts} == {
         ("/usr/local/gpupool/libgpupool.so", state + "/lib/libgpupool.so", True),
         ("/etc/ld.so.preload", state + "/lib/ld.so.preload", True),
-        ("/var/run/gpupool", state + "/tenants/uid-nb0/main", False)}
+        ("/var/run/gpupool", state + "/tenants/uid-nb0/main", False),
+        ("/var/run/gpupool-node/node", state + "/node", False)}
+    # The node file exists before any container mounts it, open to every user.
+    assert os.stat(state + "/node").st_mode & 0o777 == 0o666
     assert os.path.isdir(state + "/tenants/uid-nb0/main")
     assert open(state + "/lib/ld.so.preload").read() == "/usr/local/gpupool/libgpupool.so\n"
     assert json.loads(api.annotations(api.pod("ml", "nb-0"))[CONSUMED]) == ["main"]

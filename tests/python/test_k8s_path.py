@@ -173,6 +173,7 @@ def run_container(machine, answer, *cmds):
     env["LD_PRELOAD"] = preload(mounts[lib])  # what ld.so does with /etc/ld.so.preload
     env["GPUPOOL_REGION"] = env["GPUPOOL_REGION"].replace("/var/run/gpupool",
                                                           mounts["/var/run/gpupool"])
+    env["GPUPOOL_NODE"] = mounts[env["GPUPOOL_NODE"]]
     env["LD_LIBRARY_PATH"] = os.path.join(BUILD, "sim")
     p = subprocess.Popen([SIMWL, "init"] + list(cmds) + ["hold"], env=env,
                          stdout=subprocess.PIPE, text=True)

@@ -242,15 +242,18 @@ def check_canned(screen):
     assert "10.0 GiB / 40.0 GiB  util -" in card1
     assert "unhealthy: XID 79: GPU has fallen off the bus" in screen
     heads = line_with(lines, "TENANT")
-    assert re.search(r"BUDGET +USED +LIMIT +PEAK +REFUSED +PROCS +UTIL +IDLE", heads), heads
-    # Each tenant's figures: budget bar, used, limit, peak, refused, procs, util, idle.
+    # At 120 columns the compute share and priority make room for the names.
+    assert re.search(r"BUDGET +USED +LIMIT +PEAK +REFUSED +PROCS +UTIL +COMP +THR +IDLE",
+                     heads), heads
+    # Each tenant's figures: budget bar, used, limit, peak, refused, procs,
+    # util, compute used and held back ("-": not metered), idle.
     zeta = line_with(lines, ZETA)
-    assert re.search(r"\[\|{8} {2}\] +75% +12\.0 GiB +16\.0 GiB +15\.0 GiB +0 +2 +38% +0s",
-                     zeta), zeta
+    assert re.search(r"\[\|{8} {2}\] +75% +12\.0 GiB +16\.0 GiB +15\.0 GiB +0 +2 +38% +- +- "
+                     r"+0s", zeta), zeta
     beta = line_with(lines, BETA)
-    assert re.search(r"50% +2\.0 GiB +4\.0 GiB +4\.0 GiB +7 +1 +5% +12s", beta), beta
+    assert re.search(r"50% +2\.0 GiB +4\.0 GiB +4\.0 GiB +7 +1 +5% +28% +12% +12s", beta), beta
     idle = line_with(lines, IDLE)
-    assert re.search(r"no budget +512\.0 MiB +- +1\.0 GiB +0 +0 +0% +2h00m", idle), idle
+    assert re.search(r"no budget +512\.0 MiB +- +1\.0 GiB +0 +0 +0% +0% +0% +2h00m", idle), idle
     assert card_rows(lines, CARD0, NAMES) == [ZETA, BETA, IDLE]
     assert card_rows(lines, CARD1, NAMES) == [ZETA]
 
@@ -308,8 +311,17 @@ def test_resize_small_window(term, agent):
         assert CARD1 in screen
         assert all(len(l) <= 60 for l in screen.splitlines())
         assert "USED" in screen and "PEAK" not in screen  # columns go, USED stays
-        assert "ml/zeta-train~" in screen  # names are cut, and say so
+        assert "ml/zeta-trai~" in screen  # names are cut, and say so
     term.expect(narrow)
+    # Wide: the compute limit with its policy, and the priority, too.
+    term.tmux("resize-window", "-t", "t", "-x", "170", "-y", "30")
+
+    def wide(screen):
+        lines = screen.splitlines()
+        assert re.search(r"UTIL +COMP +THR +SHARE +PRIO +IDLE", line_with(lines, "TENANT"))
+        assert re.search(r" 5% +28% +12% +30% elastic +high +12s", line_with(lines, BETA))
+        assert re.search(r" - +- +- +norm +0s", line_with(lines, ZETA))
+    term.expect(wide)
     term.keys("q")
     assert "EXITED 0" in assert_restored(term)
 

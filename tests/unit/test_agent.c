@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "agent/collect.h"
 #include "agent/health.h"
 #include "agent/idle.h"
 #include "agent/metrics.h"
@@ -270,7 +271,19 @@ static struct gp_agent_snap *sample(void)
 						     .active_ns = (t ? 990 : 100) * 1000000000ull,
 						     .util = 25};
 		snprintf(tn->gpu[0].uuid, sizeof tn->gpu[0].uuid, "%s", UUID0);
+		tn->gpu[0].priority = GP_REGION_PRIO_NORMAL;
+		tn->gpu[0].core_policy = GP_REGION_CORE_HARD;
+		tn->gpu[0].compute_pct = tn->gpu[0].throttled_pct = -1;
 	}
+	/* The first tenant has a compute share and high priority: metered. */
+	s->tenant[0].gpu[0].core_limit = 30;
+	s->tenant[0].gpu[0].core_policy = GP_REGION_CORE_ELASTIC;
+	s->tenant[0].gpu[0].priority = GP_REGION_PRIO_HIGH;
+	s->tenant[0].gpu[0].metered = 1;
+	s->tenant[0].gpu[0].compute_ns = 2500000000ull;
+	s->tenant[0].gpu[0].throttled_ns = 125000000ull;
+	s->tenant[0].gpu[0].compute_pct = 27.5;
+	s->tenant[0].gpu[0].throttled_pct = 3.2;
 	return s;
 }
 
@@ -321,6 +334,27 @@ static void test_metrics(void **state)
 	assert_true(has(text, "pod_uid=\"uid-0\"} 900\n"));  /* idle seconds */
 	assert_true(has(text, "pod_uid=\"uid-1\"} 10\n"));
 	assert_true(has(text, "gpupool_tenant_refused_allocations_total{"));
+	/* Compute counters for every tenant, 0 where nothing is metered; the
+	 * policy and priority as labels of the info series. */
+	assert_true(has(text, "# TYPE gpupool_tenant_compute_seconds_total counter\n"));
+	assert_true(has(text, "# TYPE gpupool_tenant_throttled_seconds_total counter\n"));
+	assert_true(has(text, "gpupool_tenant_compute_seconds_total{node=\"node-1\",uuid=\"" UUID0
+			      "\",model=\"NVIDIA H100 \\\"SXM\\\"\",namespace=\"ml\",pod=\"pod-0\","
+			      "container=\"main\",pod_uid=\"uid-0\"} 2.5\n"));
+	assert_true(has(text, "gpupool_tenant_throttled_seconds_total{node=\"node-1\",uuid=\"" UUID0
+			      "\",model=\"NVIDIA H100 \\\"SXM\\\"\",namespace=\"ml\",pod=\"pod-0\","
+			      "container=\"main\",pod_uid=\"uid-0\"} 0.125\n"));
+	assert_true(has(text, "gpupool_tenant_compute_seconds_total{node=\"node-1\",uuid=\"" UUID0
+			      "\",model=\"NVIDIA H100 \\\"SXM\\\"\",namespace=\"ml\",pod=\"pod-1\","
+			      "container=\"main\",pod_uid=\"uid-1\"} 0\n"));
+	assert_true(has(text, "gpupool_tenant_throttled_seconds_total{node=\"node-1\",uuid=\"" UUID0
+			      "\",model=\"NVIDIA H100 \\\"SXM\\\"\",namespace=\"ml\",pod=\"pod-1\","
+			      "container=\"main\",pod_uid=\"uid-1\"} 0\n"));
+	assert_true(has(text, "pod_uid=\"uid-0\",core_policy=\"elastic\",priority=\"high\"} 1\n"));
+	assert_true(has(text, "pod_uid=\"uid-1\",core_policy=\"hard\",priority=\"normal\"} 1\n"));
+	assert_true(has(text, "gpupool_tenant_core_limit_ratio{node=\"node-1\",uuid=\"" UUID0
+			      "\",model=\"NVIDIA H100 \\\"SXM\\\"\",namespace=\"ml\",pod=\"pod-0\","
+			      "container=\"main\",pod_uid=\"uid-0\"} 0.3\n"));
 	assert_true(has(text, "gpupool_agent_collections_total{node=\"node-1\"} 7\n"));
 	free(text);
 	gp_snap_unref(s);
@@ -409,9 +443,130 @@ static void test_json_documents(void **state)
 	assert_int_equal(json_integer_value(json_object_get(
 				 json_array_get(json_object_get(t0, "gpus"), 0), "refused")),
 			 3);
+	{
+		json_t *g0 = json_array_get(json_object_get(t0, "gpus"), 0);
+		json_t *g1t = json_array_get(
+			json_object_get(json_array_get(json_object_get(t, "tenants"), 1), "gpus"), 0);
+
+		assert_int_equal(json_integer_value(json_object_get(g0, "coreLimit")), 30);
+		assert_string_equal(json_string_value(json_object_get(g0, "corePolicy")), "elastic");
+		assert_string_equal(json_string_value(json_object_get(g0, "priority")), "high");
+		assert_true(json_real_value(json_object_get(g0, "computeSeconds")) == 2.5);
+		assert_true(json_real_value(json_object_get(g0, "throttledSeconds")) == 0.125);
+		assert_true(json_real_value(json_object_get(g0, "computePercent")) == 27.5);
+		assert_true(json_real_value(json_object_get(g0, "throttledPercent")) == 3.2);
+		/* Not metered: rates unknown, counters 0. */
+		assert_string_equal(json_string_value(json_object_get(g1t, "priority")), "normal");
+		assert_true(json_is_null(json_object_get(g1t, "computePercent")));
+		assert_true(json_is_null(json_object_get(g1t, "throttledPercent")));
+		assert_true(json_real_value(json_object_get(g1t, "computeSeconds")) == 0);
+	}
 	json_decref(g);
 	json_decref(t);
 	gp_snap_unref(s);
+}
+
+/* One collection of the test tree (no NVML), as the agent takes it. */
+static struct gp_agent_snap *collect(struct gp_collect *c)
+{
+	struct gp_agent_snap *s = NULL;
+	struct gp_tenant_stale *stale;
+	size_t nstale;
+
+	assert_int_equal(gp_collect(c, &s, &stale, &nstale), 0);
+	free(stale);
+	return s;
+}
+
+/* The compute figures a library wrote into a region reach the snapshot,
+ * the metrics and the JSON; their rates between two collections are the
+ * share of the card used and held back. */
+static void test_compute_from_region(void **state)
+{
+	struct gp_collect c = {.state_dir = dir, .node = "node-1", .max_tenants = 64,
+			       .nvml_err = "no NVML here", .proc_root = "/proc"};
+	struct gp_region r, plain;
+	struct gp_region_dev *d;
+	struct gp_agent_snap *s1, *s2, *s3;
+	const struct gp_agent_tgpu *g;
+	double dt, want;
+	char *text, p[PATH_MAX];
+	size_t len;
+
+	(void)state;
+	live_tenant(&r, "pod-m", "main", MiB);
+	live_tenant(&plain, "pod-n", "main", MiB); /* no share, normal priority */
+	plain.hdr->dev[0].priority = GP_REGION_PRIO_NORMAL;
+	d = &r.hdr->dev[0];
+	d->core_limit = 40;
+	d->core_policy = GP_REGION_CORE_HARD;
+	d->priority = GP_REGION_PRIO_LOW;
+	d->compute_ns = 3000000000ull;
+	d->throttled_ns = 500000000ull;
+	s1 = collect(&c);
+	assert_int_equal(s1->ntenant, 2);
+	g = &s1->tenant[0].gpu[0];
+	assert_string_equal(s1->tenant[0].uid, "pod-m");
+	assert_true(s1->tenant[0].region_id == r.hdr->id && r.hdr->id != 0);
+	assert_int_equal(g->core_limit, 40);
+	assert_int_equal(g->core_policy, GP_REGION_CORE_HARD);
+	assert_int_equal(g->priority, GP_REGION_PRIO_LOW);
+	assert_true(g->metered);
+	assert_true(g->compute_ns == 3000000000ull && g->throttled_ns == 500000000ull);
+	assert_true(g->compute_pct < 0 && g->throttled_pct < 0); /* first sight */
+	assert_false(s1->tenant[1].gpu[0].metered);
+	assert_int_equal(gp_agent_metrics(s1, &(struct gp_agent_counters){0}, &text, &len), 0);
+	assert_true(has(text, "pod_uid=\"pod-m\"} 3\n"));   /* compute seconds */
+	assert_true(has(text, "pod_uid=\"pod-m\"} 0.5\n")); /* throttled seconds */
+	assert_true(has(text, "pod_uid=\"pod-m\",core_policy=\"hard\",priority=\"low\"} 1\n"));
+	assert_true(has(text, "gpupool_tenant_compute_seconds_total{node=\"node-1\",uuid=\"" UUID0
+			      "\",model=\"\",namespace=\"\",pod=\"\",container=\"main\","
+			      "pod_uid=\"pod-n\"} 0\n"));
+	free(text);
+
+	/* A second later, 0.25 s more device time and 0.1 s held back. */
+	usleep(200000);
+	d->compute_ns += 250000000ull;
+	d->throttled_ns += 100000000ull;
+	plain.hdr->dev[0].compute_ns = 0;
+	s2 = collect(&c);
+	dt = (double)(s2->mono_ns - s1->mono_ns);
+	g = &s2->tenant[0].gpu[0];
+	want = 250000000.0 / dt * 100;
+	assert_true(g->compute_pct > want - 0.051 && g->compute_pct < want + 0.051);
+	want = 100000000.0 / dt * 100;
+	assert_true(g->throttled_pct > want - 0.051 && g->throttled_pct < want + 0.051);
+	assert_true(s2->tenant[1].gpu[0].compute_pct < 0); /* not metered */
+	{
+		json_t *doc = gp_snap_tenants_json(s2);
+		json_t *jg = json_array_get(
+			json_object_get(json_array_get(json_object_get(doc, "tenants"), 0), "gpus"), 0);
+
+		assert_true(json_real_value(json_object_get(jg, "computePercent")) == g->compute_pct);
+		assert_true(json_real_value(json_object_get(jg, "computeSeconds")) == 3.25);
+		assert_string_equal(json_string_value(json_object_get(jg, "corePolicy")), "hard");
+		assert_string_equal(json_string_value(json_object_get(jg, "priority")), "low");
+		json_decref(doc);
+	}
+
+	/* The region made again: its counters started over, so no rate. */
+	gp_shm_close(&r.shm);
+	snprintf(p, sizeof p, "%s/tenants/pod-m/main/region", dir);
+	assert_int_equal(unlink(p), 0);
+	snprintf(p, sizeof p, "%s/tenants/pod-m/main", dir);
+	assert_int_equal(rmdir(p), 0);
+	live_tenant(&r, "pod-m", "main", MiB);
+	r.hdr->dev[0].core_limit = 40;
+	r.hdr->dev[0].compute_ns = 1;
+	s3 = collect(&c);
+	assert_true(s3->tenant[0].region_id == r.hdr->id);
+	assert_true(s3->tenant[0].gpu[0].compute_pct < 0);
+	gp_snap_unref(s1);
+	gp_snap_unref(s2);
+	gp_snap_unref(s3);
+	gp_collect_done(&c);
+	gp_shm_close(&r.shm);
+	gp_shm_close(&plain.shm);
 }
 
 static void test_xid_policy(void **state)
@@ -437,6 +592,7 @@ int main(void)
 		cmocka_unit_test(test_node_state_reads_back_in_the_scheduler),
 		cmocka_unit_test(test_idle_verdicts),
 		cmocka_unit_test(test_json_documents),
+		cmocka_unit_test_setup_teardown(test_compute_from_region, setup, teardown),
 		cmocka_unit_test(test_xid_policy),
 	};
 

@@ -86,11 +86,53 @@ static void test_canned(void **state)
 	assert_int_equal(find(&f, (size_t)g0, "8d1c2e3f-0000-4000-8000-00000000abcd/worker"),
 			 g0 + 3);
 	assert_int_equal(find(&f, (size_t)g1, "ml/zeta-train/main"), g1 + 2);
-	assert_true(find(&f, 0, "12.0 GiB   16.0 GiB   15.0 GiB       0     2   38%      0s") ==
-		    g0 + 1);
+	assert_true(find(&f, 0, "12.0 GiB   16.0 GiB   15.0 GiB       0     2   38%     -     -"
+				"            - norm      0s") == g0 + 1);
 	assert_true(find(&f, (size_t)g0, "no budget") == g0 + 3);
 	assert_true(find(&f, (size_t)g0, "2h00m") == g0 + 3);
 	assert_true(find(&f, 0, "[|||||     ]  50%    2.0 GiB") == g0 + 2);
+	/* Compute: used and held back over the agent's last interval, the
+	 * limit with its policy, the priority; "-" where it is not metered. */
+	assert_true(find(&f, 0, "UTIL  COMP   THR        SHARE PRIO    IDLE") > 0);
+	assert_true(find(&f, 0, "5%   28%   12%  30% elastic high     12s") == g0 + 2);
+	assert_true(find(&f, 0, "0%    0%    0%            -  low   2h00m") == g0 + 3);
+	assert_true(find(&f, (size_t)g1, "-     -     -            - norm      3s") == g1 + 2);
+	gp__top_frame_free(&f);
+}
+
+/* The share and priority columns give way to names before anything else
+ * does; the compute figures stay. */
+static void test_compute_columns_make_room(void **state)
+{
+	struct gp_top_frame f = {0};
+	long heads;
+
+	(void)state;
+	draw(gpus_doc, tenants_doc, GP_TOP_SORT_MEM, 120, 0, &f);
+	heads = find(&f, 0, "TENANT");
+	assert_true(heads > 0);
+	assert_non_null(strstr(f.line[heads].text, "BUDGET"));
+	assert_non_null(strstr(f.line[heads].text, "UTIL  COMP   THR    IDLE"));
+	assert_null(strstr(f.line[heads].text, "SHARE"));
+	assert_null(strstr(f.line[heads].text, "PRIO"));
+	assert_true(find(&f, 0, "ml/beta-infer/server ") > heads);  /* whole */
+	assert_true(find(&f, 0, "   5%   28%   12%     12s") > heads);
+	/* Wide enough for every name up to NAME_WANT_W: priority first. */
+	draw(gpus_doc, tenants_doc, GP_TOP_SORT_MEM, 132, 0, &f);
+	heads = find(&f, 0, "TENANT");
+	assert_non_null(strstr(f.line[heads].text, "THR PRIO    IDLE"));
+	assert_null(strstr(f.line[heads].text, "SHARE"));
+	/* Older agents send no compute fields: "-" and "?", never a crash. */
+	{
+		json_t *t = json_loads("{\"tenants\": [{\"pod\": \"p\", \"namespace\": \"n\", "
+				       "\"container\": \"c\", \"gpus\": [{\"uuid\": \"GPU-b\", "
+				       "\"coreLimit\": 40, \"usedBytes\": 1}]}]}", 0, NULL);
+
+		assert_non_null(t);
+		draw(NULL, t, GP_TOP_SORT_MEM, 200, 0, &f);
+		assert_true(find(&f, 0, "     -     -        40% ?    ?") > 0);
+		json_decref(t);
+	}
 	gp__top_frame_free(&f);
 }
 
@@ -232,7 +274,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_canned),        cmocka_unit_test(test_sorts),
 		cmocka_unit_test(test_small_windows), cmocka_unit_test(test_garbage),
-		cmocka_unit_test(test_error),
+		cmocka_unit_test(test_error),         cmocka_unit_test(test_compute_columns_make_room),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
