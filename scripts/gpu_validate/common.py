@@ -129,6 +129,10 @@ def _check_parser(prog):
     p.add_argument("--context-allowance", type=_positive_int, default=GiB,
                    help="bytes a process may take beyond the budget for its "
                         "CUDA context and loaded kernels")
+    p.add_argument("--share-seconds", type=_positive_int, default=10,
+                   help="seconds the shares check samples NVML's per-process "
+                        "utilization in each measurement (after half as long "
+                        "of warm-up)")
     p.add_argument("--dry-run", action="store_true",
                    help="run nothing on the GPU; say what would run")
     return p

@@ -31,6 +31,7 @@ import common  # noqa: E402
 import driver_check  # noqa: E402
 import jax_check  # noqa: E402
 import report  # noqa: E402
+import share_check  # noqa: E402
 import smi_check  # noqa: E402
 import torch_check  # noqa: E402
 from common import GiB, MiB  # noqa: E402
@@ -302,6 +303,199 @@ class JudgeOtherTest(unittest.TestCase):
         self.assertIn("Failed to initialize NVML", rep.results[3][2])
 
 
+# ---------------------------------------------------------------- shares
+
+# nvidia-smi pmon -s u as a 580 driver prints it (jpg and ofa columns), with a
+# round NVML had no sample of one process in, and a process of someone else.
+PMON = """\
+# gpu         pid   type     sm    mem    enc    dec    jpg    ofa    command
+# Idx           #    C/G      %      %      %      %      %      %    name
+    0       1001     C     28     40      -      -      -      -    python3
+    0       1002     C     66     61      -      -      -      -    python3
+    0       1001     C     31     41      -      -      -      -    python3
+    0       1002     C      -      -      -      -      -      -    python3
+    0       1001     C     30     40      -      -      -      -    python3
+    0       1002     C     70     63      -      -      -      -    python3
+    0        777     G      1      0      -      -      -      -    Xorg
+"""
+
+# Older drivers: no jpg/ofa columns; a round without processes.
+PMON_OLD = """\
+# gpu        pid  type    sm   mem   enc   dec   command
+# Idx          #   C/G     %     %     %     %   name
+    0          -     -     -     -     -     -   -
+    0       4242     C    29    10     -     -   python3
+# gpu        pid  type    sm   mem   enc   dec   command
+# Idx          #   C/G     %     %     %     %   name
+    0       4242     C    31    10     -     -   python3
+"""
+
+
+def loop_obs(pid, rate, start=100.0, end=120.0):
+    """A loop probe's final obs that did rate matmuls/s from start to end."""
+    steps = [start + i * 0.5 for i in range(int((end - start) / 0.5) + 1)]
+    return {"pid": pid, "progress": [[t, rate * (t - start)] for t in steps]}
+
+
+def sampled(text=PMON, window=(105.0, 115.0)):
+    return {"samples": share_check.parse_pmon(text), "window": list(window)}
+
+
+def infer_obs(base_ms, spikes_ms=(), n=300):
+    lat = [base_ms / 1e3] * (n - len(spikes_ms)) + [s / 1e3 for s in spikes_ms]
+    return {"latencies_s": lat, "start": 110.0, "end": 112.0}
+
+
+class ShareTest(unittest.TestCase):
+    def test_parse_pmon(self):
+        self.assertEqual(share_check.parse_pmon(PMON),
+                         {1001: [28, 31, 30], 1002: [66, None, 70], 777: [1]})
+        self.assertEqual(share_check.parse_pmon(PMON_OLD), {4242: [29, 31]})
+        self.assertEqual(share_check.parse_pmon(PMON.splitlines()[0]), {})
+        with self.assertRaises(ValueError):
+            share_check.parse_pmon("Failed to initialize NVML\n")
+
+    def test_share_arithmetic(self):
+        samples = share_check.parse_pmon(PMON)
+        # '-' is a missing sample, not an idle second.
+        self.assertEqual(share_check.sm_stats(samples[1002]),
+                         {"mean": 68.0, "samples": 2, "missing": 1})
+        self.assertEqual(share_check.sm_stats(samples[1001])["mean"], 29.666666666666668)
+        self.assertEqual(share_check.sm_stats([None])["mean"], None)
+        got = share_check.split([29.666666666666668, 68.0])
+        self.assertAlmostEqual(got[0], 30.375, places=3)
+        self.assertAlmostEqual(got[1], 69.625, places=3)
+        self.assertEqual(share_check.split([30, 70]), [30.0, 70.0])
+        self.assertEqual(share_check.split([0, 0]), [None, None])
+
+    def test_rates_and_percentiles(self):
+        progress = [[10.0, 0], [11.0, 100], [13.0, 100], [14.0, 400]]
+        self.assertEqual(share_check.count_at(progress, 10.5), 50)
+        self.assertEqual(share_check.count_at(progress, 9.0), None)
+        self.assertEqual(share_check.rate_between(progress, 10.5, 13.5), (250 - 50) / 3.0)
+        self.assertIsNone(share_check.rate_between(progress, 10.5, 15.0))
+        self.assertIsNone(share_check.rate_between(None, 10.5, 11.0))
+        lat = list(range(1, 301))
+        self.assertEqual(share_check.percentile(lat, 50), 150)
+        self.assertEqual(share_check.percentile(lat, 99), 297)
+        self.assertEqual(share_check.percentile([5], 99), 5)
+
+    def pair(self, finals=None, samp=None):
+        rep = Collect()
+        finals = finals or [loop_obs(1001, 300), loop_obs(1002, 700)]
+        summary = share_check.summarize(share_check.PAIR, finals, samp or sampled())
+        share_check.judge_pair(rep, "p", "elastic", summary)
+        return rep, summary
+
+    def test_pair_from_nvml(self):
+        rep, summary = self.pair()
+        self.assertEqual(rep.status("p"), ["PASS"])
+        self.assertEqual([l["pid"] for l in summary["loops"]], [1001, 1002])
+        self.assertAlmostEqual(summary["loops"][0]["rate"], 300)
+        self.assertEqual(summary["others"], {777: 1.0})
+        self.assertIn("limit 30 elastic: 30.4 % (SM 29.7 % of the card)", rep.reason("p"))
+        self.assertIn("limit 70 elastic: 69.6 % (SM 68.0 % of the card)", rep.reason("p"))
+        self.assertIn("together SM 97.7 % of the card", rep.reason("p"))
+        self.assertIn("throughput split 30.0 %/70.0 %", rep.reason("p"))
+
+    def test_pair_off_by_more_than_five_points(self):
+        text = PMON.replace("     28  ", "     50  ").replace("     31  ", "     50  ") \
+                   .replace("     30  ", "     50  ")
+        rep, _ = self.pair(samp=sampled(text))  # 50 vs 68: 42.4 % of the pair
+        self.assertEqual(rep.status("p"), ["FAIL"])
+        self.assertIn("must be within 5 points of 30 %/70 %", rep.reason("p"))
+
+    def test_pair_tolerance_is_five_points(self):
+        def run(a, b):
+            text = ("# gpu pid type sm mem command\n"
+                    "0 1001 C %d 1 x\n0 1002 C %d 1 x\n" % (a, b))
+            return self.pair(samp=sampled(text))[0].status("p")
+        self.assertEqual(run(35, 65), ["PASS"])
+        self.assertEqual(run(36, 64), ["FAIL"])
+        self.assertEqual(run(25, 75), ["PASS"])
+        self.assertEqual(run(0, 0), ["FAIL"])
+
+    def test_pair_falls_back_to_throughput_in_another_pid_namespace(self):
+        finals = [loop_obs(11, 310), loop_obs(12, 690)]
+        rep, _ = self.pair(finals)
+        self.assertEqual(rep.status("p"), ["PASS"])
+        self.assertIn("of the matmuls the loops did, since NVML lists none of their "
+                      "pids 11/12 but 777/1001/1002", rep.reason("p"))
+        rep, _ = self.pair([loop_obs(11, 500), loop_obs(12, 500)])
+        self.assertEqual(rep.status("p"), ["FAIL"])
+        # One listed and one not: nothing to compare.
+        rep, _ = self.pair([loop_obs(1001, 300), loop_obs(12, 700)])
+        self.assertIn("no utilization of the loop with limit 70 (pid 12)", rep.reason("p"))
+
+    def test_pair_errors(self):
+        rep, _ = self.pair([loop_obs(1001, 300), {"error": "died of signal 9"}])
+        self.assertIn("the loop with limit 70 failed: died of signal 9", rep.reason("p"))
+        rep, _ = self.pair(samp={"error": "exit status 4: Insufficient Permissions"})
+        self.assertIn("nvidia-smi pmon: exit status 4", rep.reason("p"))
+
+    def alone(self, text, pid=4242):
+        rep = Collect()
+        summary = share_check.summarize((30,), [loop_obs(pid, 200)], sampled(text))
+        share_check.judge_alone(rep, "a", summary)
+        return rep
+
+    def test_alone(self):
+        rep = self.alone(PMON_OLD)
+        self.assertEqual(rep.status("a"), ["PASS"])
+        self.assertIn("hard limit 30 alone: SM 30.0 % of the card at 200 matmul/s, "
+                      "within 5 points", rep.reason("a"))
+        rep = self.alone(PMON_OLD.replace(" 29 ", " 45 ").replace(" 31 ", " 47 "))
+        self.assertEqual(rep.status("a"), ["FAIL"])
+        self.assertIn("SM 46.0 %", rep.reason("a"))
+        rep = self.alone(PMON_OLD.replace(" 31 ", " 40 "))  # 34.5: within
+        self.assertEqual(rep.status("a"), ["PASS"])
+        rep = self.alone(PMON_OLD, pid=9)  # the only process NVML lists
+        self.assertEqual(rep.status("a"), ["PASS"])
+        self.assertIn("NVML's only process, pid 4242; the loop is pid 9", rep.reason("a"))
+        rep = self.alone(PMON, pid=9)  # three others: cannot tell
+        self.assertIn("no utilization of the loop (pid 9)", rep.reason("a"))
+
+    def prio(self, alone, beside, neighbour=None):
+        rep = Collect()
+        share_check.judge_priority(rep, alone, beside,
+                                   neighbour or {"rate_before": 600.0, "rate_during": 2.0})
+        return rep
+
+    def test_priority(self):
+        name = share_check.PRIORITY_NAME
+        rep = self.prio(infer_obs(0.40, [0.5] * 4), infer_obs(0.41, [0.6] * 4))
+        self.assertEqual(rep.status(name), ["PASS"])
+        self.assertIn("p50/p99 of 300 requests alone 0.400 ms/0.500 ms, beside a "
+                      "low-priority trainer 0.410 ms/0.600 ms", rep.reason(name))
+        self.assertIn("1.10 x alone + 0.200 ms slack = 0.750 ms", rep.reason(name))
+        self.assertIn("did 600 matmul/s before and 2 while", rep.reason(name))
+        # 4 of 300 slow: the p99 (the 297th) is slow.
+        rep = self.prio(infer_obs(0.40, [0.5] * 4), infer_obs(0.41, [3.0] * 4))
+        self.assertEqual(rep.status(name), ["FAIL"])
+        # 3 of 300 slow: under the p99.
+        rep = self.prio(infer_obs(0.40), infer_obs(0.41, [3.0] * 3))
+        self.assertEqual(rep.status(name), ["PASS"])
+        # The slack: 10 % of 0.1 ms is nothing, 0.2 ms more is allowed.
+        self.assertEqual(self.prio(infer_obs(0.1), infer_obs(0.3)).status(name), ["PASS"])
+        self.assertEqual(self.prio(infer_obs(0.1), infer_obs(0.32)).status(name), ["FAIL"])
+        # 10 %: 2.0 ms alone allows 2.4 ms, not 2.45.
+        self.assertEqual(self.prio(infer_obs(2.0), infer_obs(2.4)).status(name), ["PASS"])
+        self.assertEqual(self.prio(infer_obs(2.0), infer_obs(2.45)).status(name), ["FAIL"])
+
+    def test_priority_needs_a_busy_neighbour(self):
+        name = share_check.PRIORITY_NAME
+        ok = infer_obs(0.4)
+        rep = self.prio(ok, None, {"error": "libgpupool.so is not loaded in the probe process"})
+        self.assertIn("neighbour was not running: libgpupool.so", rep.reason(name))
+        rep = self.prio(ok, ok, {"rate_before": 0.0, "rate_during": 0.0})
+        self.assertIn("did no work before", rep.reason(name))
+        rep = self.prio({"error": "RuntimeError: CUDA error"}, None)
+        self.assertIn("loop alone failed: RuntimeError", rep.reason(name))
+        rep = self.prio(ok, {"error": "timed out after 300 s"})
+        self.assertIn("beside the neighbour failed: timed out", rep.reason(name))
+        self.assertEqual(self.prio(ok, {"latencies_s": []}).status(name), ["FAIL"])
+
+
 # ---------------------------------------------------------------- report
 
 class ReportTest(unittest.TestCase):
@@ -421,7 +615,7 @@ int cuGetErrorName(int rc, const char **s) {
 # process in FAKE_NVML_DIR for the fake nvidia-smi's --query-compute-apps.
 FAKE_PY = {
     "fakegpu.py": r"""
-import fcntl, json, os
+import fcntl, json, os, time
 GiB = 1 << 30
 
 def total():
@@ -483,6 +677,44 @@ def mem_get_info():
                        if _alive(int(p)) and int(p) != os.getpid()) + _mine[""]
     return total() - used, total()
 
+# Compute: a matmul of the shares check's training size (8192) takes 2 ms,
+# others (its inference size) no time, so that their latency is the cost of
+# a few calls and the jitter of sleeps on a busy machine cannot reach the
+# check's 0.2 ms slack.  The first matmul publishes, in FAKE_NVML_DIR,
+# the SM % the fake nvidia-smi pmon reports for the process (its
+# GPUPOOL_CORE_LIMIT, as if the library held it there; a fair split of the
+# card with FAKE_IGNORE_SHARES) and its priority.  With FAKE_IGNORE_PRIORITY
+# a high-priority process's synchronize waits 5 ms while a low-priority one
+# is alive, as if nobody held the low one back.
+_busy = []
+
+def _publish(sub, value):
+    d = os.path.join(os.environ["FAKE_NVML_DIR"], sub)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, str(os.getpid())), "w") as f:
+        f.write(value)
+
+def busy(n):
+    if os.environ.get("FAKE_NVML_DIR") and not _busy:
+        _busy.append(1)
+        _publish("sm", os.environ.get("GPUPOOL_CORE_LIMIT", "100"))
+        _publish("prio", os.environ.get("GPUPOOL_PRIORITY", "normal"))
+    if n >= 8192:
+        time.sleep(0.002)
+
+def synchronize():
+    nvml = os.environ.get("FAKE_NVML_DIR")
+    if not (nvml and os.environ.get("FAKE_IGNORE_PRIORITY")
+            and os.environ.get("GPUPOOL_PRIORITY") == "high"):
+        return
+    d = os.path.join(nvml, "prio")
+    for name in os.listdir(d) if os.path.isdir(d) else []:
+        if name != str(os.getpid()) and _alive(int(name)):
+            with open(os.path.join(d, name)) as f:
+                if f.read() == "low":
+                    time.sleep(0.005)
+                    return
+
 class Block:
     def __init__(self, n, oom):
         if not _update(n, total()):
@@ -496,9 +728,19 @@ import os, types
 import fakegpu
 __version__ = "2.99-fake"
 version = types.SimpleNamespace(cuda="13.0")
-uint8 = float32 = None
+uint8 = float32 = float16 = None
 class OutOfMemoryError(RuntimeError):
     pass
+class _Matrix:
+    def __init__(self, n, block=True):
+        self.n = n
+        if block:
+            self.block = fakegpu.Block(2 * n * n, OutOfMemoryError)
+    def __matmul__(self, other):
+        fakegpu.busy(self.n)
+        return _Matrix(self.n, block=False)
+def randn(n, m, device=None, dtype=None):
+    return _Matrix(n)
 class _Tensor:
     def __init__(self, n):
         self.block = fakegpu.Block(n, OutOfMemoryError)
@@ -518,7 +760,7 @@ cuda = types.SimpleNamespace(
     get_device_name=lambda i=0: "Fake GPU",
     get_device_properties=lambda i: types.SimpleNamespace(total_memory=fakegpu.total()),
     get_allocator_backend=_backend, empty_cache=lambda: None,
-    synchronize=lambda: None, init=lambda: None)
+    synchronize=fakegpu.synchronize, init=lambda: None)
 """,
     "cupy/__init__.py": r"""
 import types
@@ -645,9 +887,30 @@ class Fakes:
                   [ -f "$f" ] && kill -0 "${f##*/}" 2>/dev/null &&
                     echo "${f##*/}, $(cat "$f"), %s"
                 done ;;
+              pmon*)
+                if [ "$*" != "pmon -c $3 -s u -i %s" ]; then
+                  echo "fake nvidia-smi: unexpected $*" >&2
+                  exit 2
+                fi
+                echo "# gpu     pid  type   sm  mem  enc  dec  jpg  ofa  command"
+                echo "# Idx       #   C/G    %%    %%    %%    %%    %%    %%  name"
+                for ((i = 0; i < $3; i++)); do
+                  live=()
+                  for f in "%s"/sm/*; do
+                    [ -f "$f" ] && kill -0 "${f##*/}" 2>/dev/null && live+=("$f")
+                  done
+                  [ ${#live[@]} -eq 0 ] && echo "    0       -     -    -    -    -  -"
+                  for f in "${live[@]}"; do
+                    sm=$(cat "$f")
+                    [ -n "${FAKE_IGNORE_SHARES:-}" ] && sm=$((100 / ${#live[@]}))
+                    printf "    0 %%7d     C %%4s   12    -    -    -    -  python3\\n" \\
+                      "${f##*/}" "$sm"
+                  done
+                  sleep 0.1
+                done ;;
               *) echo "fake nvidia-smi: unexpected $*" >&2; exit 2 ;;
             esac
-            """ % (UUID, self.pidfile, self.nvml, UUID))
+            """ % (UUID, self.pidfile, self.nvml, UUID, UUID, self.nvml))
         run = """
             #!/bin/bash
             [ "$1" = run ] && [ "$2" = --memory ] && [ "$4" = -- ] || exit 2
@@ -824,6 +1087,7 @@ class ScriptTest(unittest.TestCase):
                             (["--only", ","], "no check named ''"),
                             (["--python", "/nonexistent/python3"], "no '/nonexistent"),
                             (["--max-overhead", "0.9"], "at least 1"),
+                            (["--share-seconds", "0"], "--share-seconds"),
                             (["--out", "/nonexistent/x.json"], "no folder"),
                             (["--markdown", "/"], "is a folder")):
             rc, out = self.run_script(*args)
@@ -866,7 +1130,8 @@ class ScriptTest(unittest.TestCase):
         self.assertEqual(summary["environment"]["gpu_name"], "NVIDIA H100 80GB HBM3")
         self.assertEqual(summary["counts"]["FAIL"], 0)
         checks = {r["check"] for r in summary["results"]}
-        self.assertEqual(checks, {"nvidia-smi", "driver-api", "torch", "cupy", "jax"})
+        self.assertEqual(checks, {"nvidia-smi", "driver-api", "torch", "shares", "cupy",
+                                  "jax"})
         with open(md) as f:
             self.assertIn("| nvidia-smi/total | SKIP | dry run", f.read())
 
@@ -970,6 +1235,47 @@ class ScriptTest(unittest.TestCase):
         self.assertLessEqual(set(torch_check.SHARED[:1]) | {"cupy/total", "cupy/oom",
                                                             "jax/preallocation"}, failed)
         self.assertIn("allocator limit 60.00 GiB", results["jax/preallocation"]["reason"])
+
+    def run_shares(self, **env):
+        js, _ = self.out_files()
+        rc, out = self.run_script("--build", self.fakes.build, "--only", "shares",
+                                  "--share-seconds", "1", "--out", js,
+                                  PYTHONPATH=self.fakes.py, FAKE_NVML_DIR=self.fakes.nvml,
+                                  **env)
+        with open(js) as f:
+            return rc, out, {r["name"]: r for r in json.load(f)["results"]}
+
+    def test_shares_check(self):
+        if not self.fakes.have_lib:
+            self.skipTest("no C compiler to make a stand-in libgpupool.so")
+        rc, out, results = self.run_shares()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(sorted(results), sorted(("shares/baseline",) + share_check.NAMES))
+        self.assertEqual({r["status"] for r in results.values()}, {"PASS"}, out)
+        self.assertIn("limit 30 elastic: 30.0 % (SM 30.0 % of the card), limit 70 "
+                      "elastic: 70.0 % (SM 70.0 % of the card)",
+                      results[share_check.PAIR_NAME]["reason"])
+        self.assertIn("hard limit 30 alone: SM 30.0 %",
+                      results[share_check.ALONE_NAME]["reason"])
+        details = results[share_check.PAIR_NAME]["details"]
+        self.assertEqual([l["limit"] for l in details["loops"]], list(share_check.PAIR))
+        self.assertEqual([l["sm_samples"] for l in details["loops"]], [1, 1])
+        self.assertGreater(details["loops"][0]["rate"], 0)
+        prio = results[share_check.PRIORITY_NAME]["details"]
+        self.assertEqual(prio["alone"]["n"], share_check.INFER_ITERATIONS)
+        self.assertGreater(prio["neighbour"]["rate_before"], 0)
+
+    def test_shares_check_catches_ignored_shares_and_priority(self):
+        if not self.fakes.have_lib:
+            self.skipTest("no C compiler to make a stand-in libgpupool.so")
+        rc, out, results = self.run_shares(FAKE_IGNORE_SHARES="1", FAKE_IGNORE_PRIORITY="1")
+        self.assertEqual(rc, 1, out)
+        self.assertEqual({n: r["status"] for n, r in results.items()},
+                         {"shares/baseline": "PASS", share_check.PAIR_NAME: "FAIL",
+                          share_check.ALONE_NAME: "FAIL", share_check.PRIORITY_NAME: "FAIL"})
+        self.assertIn("limit 30 elastic: 50.0 % (SM 50.0 % of the card)",
+                      results[share_check.PAIR_NAME]["reason"])
+        self.assertIn("SM 100.0 % of the card", results[share_check.ALONE_NAME]["reason"])
 
     def test_builds_when_missing(self):
         build = tempfile.mkdtemp(dir=self.fakes.root)
