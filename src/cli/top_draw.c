@@ -397,25 +397,20 @@ static void cell_procs(const struct row *r, char *buf, size_t n)
 	fmt_count(jnum(r->t, "processes"), buf, n);
 }
 
-/* The tenant's share of the card's time; "-" when NVML does not know. */
-static void cell_util(const struct row *r, char *buf, size_t n)
-{
-	double u = jnum(r->g, "utilizationPercent");
-
-	if (isnan(u))
-		snprintf(buf, n, "-");
-	else
-		snprintf(buf, n, "%.0f%%", fmin(u, 999));
-}
-
-/* A percentage the agent figured over its last interval; "-" when it
- * has none (the tenant is not metered, or was not seen before). */
+/* A percentage; "-" when the agent has none (NVML does not know, the
+ * tenant is not metered, or was not seen before). */
 static void fmt_rate(double pct, char *buf, size_t n)
 {
 	if (isnan(pct))
 		snprintf(buf, n, "-");
 	else
 		snprintf(buf, n, "%.0f%%", fmin(pct, 999));
+}
+
+/* The tenant's share of the card's time, as NVML sees it. */
+static void cell_util(const struct row *r, char *buf, size_t n)
+{
+	fmt_rate(jnum(r->g, "utilizationPercent"), buf, n);
 }
 
 /* The share of the card's time the tenant's kernels used. */

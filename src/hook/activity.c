@@ -97,19 +97,29 @@ static inline const struct gp__where *where(CUcontext c)
  * is stale.  A fresh launch stamp also tells the node file that the
  * process wants the GPU (share.c), so that tenants whose launches are not
  * metered are seen by those who arbitrate, at no cost per call. */
-static inline void stamp(struct gp_region_dev *e, int ord, enum gp__act what)
+static inline void stamp_at(struct gp_region_dev *e, int ord, enum gp__act what, uint64_t now)
 {
-	uint64_t *s = &e->last_launch_ns + what, now;
-	struct timespec ts;
+	uint64_t *s = &e->last_launch_ns + what;
 
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	now = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 	/* Unsigned: a stamp in the future (a corrupt file) is stale too. */
 	if (now - __atomic_load_n(s, __ATOMIC_RELAXED) >= STALE_NS) {
 		__atomic_store_n(s, now, __ATOMIC_RELAXED);
 		if (what == GP_ACT_LAUNCH && gp__g.node.hdr)
 			gp__share_touch(ord, now);
 	}
+}
+
+static inline void stamp(struct gp_region_dev *e, int ord, enum gp__act what)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	stamp_at(e, ord, what, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
+}
+
+void gp__act_stamp(struct gp_region_dev *e, int ord, uint64_t now)
+{
+	stamp_at(e, ord, GP_ACT_LAUNCH, now);
 }
 
 /* gp__act past its checks: the call succeeded and the hook is ready (so

@@ -195,6 +195,10 @@ struct gp__where {
  * hook. */
 const struct gp__where *gp__where(void);
 
+/* A launch on ordinal `ord`, whose region entry is `e`, went at `now`
+ * (CLOCK_MONOTONIC, read already): stamp it. */
+void gp__act_stamp(struct gp_region_dev *e, int ord, uint64_t now);
+
 /* Stamp `what` on ordinal `dev` (for calls that name their devices). */
 void gp__act_dev(int dev, enum gp__act what);
 
@@ -221,6 +225,7 @@ struct gp__launch {
 	uint32_t rate;     /* the rate it was paced at, parts per million */
 	uint64_t key;      /* what it launches (gp__launch_key) */
 	uint64_t cost;     /* device time charged for it, ns */
+	uint64_t now;      /* CLOCK_MONOTONIC when it went */
 	CUstream stream;   /* where it runs (for the measuring events) */
 };
 
@@ -275,23 +280,60 @@ struct gp__measured {
 	uint32_t rate;     /* the rate it was paced at */
 };
 
-/* The device time a launch of `key` on `ord` is expected to take.  *sample
- * is set when this launch should be measured, *known when the figure is
- * the key's own (else it is the device's mean, 0 before any sample). */
-uint64_t gp__meter_cost(int ord, uint64_t key, uint64_t now, int *sample, int *known);
+/* The estimate of one key (gp__launch_key): a direct-mapped table of
+ * 2^GP_EST_BITS.  Two words written without a lock: a reader racing a
+ * writer of another key may take that key's estimate once, which only
+ * makes one charge wrong by the difference. */
+#define GP_EST_BITS 10
+struct gp__est {
+	uint64_t key;
+	uint64_t ns; /* 0: never measured */
+};
+extern struct gp__est gp__est[1u << GP_EST_BITS];
+
+/* When each device's next sample of an already measured key is due
+ * (CLOCK_MONOTONIC; meter.c sets it as samples are taken). */
+extern uint64_t gp__meter_next[GP_REGION_MAX_DEVS];
+
+static inline struct gp__est *gp__est_of(uint64_t key)
+{
+	return &gp__est[(key * 0x9e3779b97f4a7c15ULL) >> (64 - GP_EST_BITS)];
+}
+
+/* The device time a launch of `key` is expected to take, or 0 if it was
+ * never measured. */
+static inline uint64_t gp__meter_known(uint64_t key)
+{
+	const struct gp__est *e = gp__est_of(key);
+
+	return __atomic_load_n(&e->key, __ATOMIC_RELAXED) == key
+		       ? __atomic_load_n(&e->ns, __ATOMIC_RELAXED)
+		       : 0;
+}
+
+/* The charge of a launch never measured on `ord`: the device's recent
+ * mean (0 before any sample). */
+uint64_t gp__meter_guess(int ord);
 
 /* Is a sample being taken on `ord`? */
 int gp__meter_busy(int ord);
 
-/* Start measuring a launch about to go on `stream` in context `ctx`.
- * Returns 1 when the start was recorded (gp__meter_stop must follow). */
+/* Start measuring a launch about to go on `stream` in context `ctx` (NULL:
+ * the current one).  Returns 1 when the start was recorded (gp__meter_stop
+ * must follow). */
 int gp__meter_start(int ord, CUcontext ctx, CUstream stream);
 
-/* The sampled launch was made (`launched`) or refused: record its end. */
+/* The sampled launch, whose start was recorded at `now`, was made
+ * (`launched`) or refused: record its end. */
 void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, uint32_t rate,
 		    uint64_t now, int launched);
 
-/* A measurement that finished, if one is due: 1 and *m filled, else 0. */
+/* When the sample under way on each device should be looked at again
+ * (CLOCK_MONOTONIC); UINT64_MAX: none is under way. */
+extern uint64_t gp__meter_due[GP_REGION_MAX_DEVS];
+
+/* A measurement that finished, if one is due (now >= gp__meter_due[ord]):
+ * 1 and *m filled, else 0. */
 int gp__meter_poll(int ord, uint64_t now, struct gp__measured *m);
 
 void gp__meter_atfork(enum gp__fork_phase phase);

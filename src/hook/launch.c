@@ -27,16 +27,20 @@
 	static __attribute__((noinline, cold)) CUresult n##__slow params         \
 	{                                                                        \
 		struct gp__launch l_;                                                \
-		CUresult rc_ = gp__need((void **)&gp__real_##n, GP_LIB_CUDA);        \
-		if (rc_ != CUDA_SUCCESS)                                             \
-			return rc_;                                                      \
+		__typeof__(n) *real_ = __atomic_load_n(&gp__real_##n, __ATOMIC_ACQUIRE); \
+		if (GP_UNLIKELY(!real_)) {                                           \
+			CUresult rc_ = gp__need_slow((void **)&gp__real_##n, GP_LIB_CUDA); \
+			if (rc_ != CUDA_SUCCESS)                                         \
+				return rc_;                                                  \
+			real_ = gp__real_##n;                                            \
+		}                                                                    \
 		if (__atomic_load_n(&gp__share_any, __ATOMIC_ACQUIRE)) {             \
 			if (gp__share_begin(&l_, key, stream, ptsz))                     \
-				return gp__share_end(&l_, gp__real_##n args);                \
+				return gp__share_end(&l_, real_ args);                       \
 		} else if (__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE)) {        \
-			__atomic_store_n(&n##__fast, gp__real_##n, __ATOMIC_RELAXED);    \
+			__atomic_store_n(&n##__fast, real_, __ATOMIC_RELAXED);           \
 		}                                                                    \
-		return gp__act(gp__real_##n args, GP_ACT_LAUNCH);                    \
+		return gp__act(real_ args, GP_ACT_LAUNCH);                           \
 	}                                                                        \
 	GP_EXPORT CUresult CUDAAPI n params                                      \
 	{                                                                        \

@@ -24,33 +24,28 @@
  *
  * One sampler per device and process, two events in the context they were
  * made in, claimed by a compare-and-swap so that a launching thread never
- * waits for another.  A sample is asked at most every SAMPLE_NS per device
+ * waits for another.  A sample is asked at most every SAMPLE_NS (10 ms) per device
  * (and for every key not measured yet), and its end event is queried only
- * once it should have finished, backing off while it has not, so the
- * driver calls are rare next to launches.  Nothing is measured while a
+ * once it should have finished (gp__meter_due, which launches test
+ * inline), backing off while it has not, so the driver calls are rare next
+ * to launches.  Nothing is measured while a
  * stream capture is in progress in the process (share.c): an event record
  * on a capturing stream would end up in the user's graph.
  */
+#include <time.h>
+
 #include "hook/hook.h"
 
 /* A new sample of every key at most this often per device. */
-#define SAMPLE_NS 5000000ULL
+#define SAMPLE_NS 10000000ULL
 /* Look at an unfinished sample again after this, doubling up to MAX. */
 #define POLL_MIN_NS 200000ULL
 #define POLL_MAX_NS 20000000ULL
-/* Estimate slots (a power of two). */
-#define EST_BITS 10
 
 enum { S_IDLE = 0, S_BUSY = 1, S_PENDING = 2 };
 
-/* The estimate of one key.  Two words written without a lock: a reader
- * racing a writer of another key may take that key's estimate once,
- * which only makes one charge wrong by the difference. */
-struct est {
-	uint64_t key;
-	uint64_t ns; /* 0: never measured */
-};
-static struct est est[1u << EST_BITS];
+struct gp__est gp__est[1u << GP_EST_BITS];
+uint64_t gp__meter_next[GP_REGION_MAX_DEVS];
 
 struct sampler {
 	uint32_t state;    /* S_*: who may touch the rest (atomic) */
@@ -58,35 +53,19 @@ struct sampler {
 	CUevent ev[2];     /* start, end */
 	uint64_t key;      /* what the pending sample measures */
 	uint64_t charged;  /* what it was charged */
+	uint64_t gap;      /* host-side launch latency inside the pair, ns */
 	uint32_t rate;     /* the rate it was paced at */
-	uint64_t due_ns;   /* when to query its end next */
 	uint64_t backoff;  /* the wait after a query that found it running */
-	uint64_t last_ns;  /* when the latest sample was taken (atomic) */
 	uint64_t mean_ns;  /* the device's recent mean: the charge of keys
 	                      not measured yet (atomic) */
 };
 static struct sampler smp[GP_REGION_MAX_DEVS];
 
-static inline struct est *slot_of(uint64_t key)
-{
-	return &est[(key * 0x9e3779b97f4a7c15ULL) >> (64 - EST_BITS)];
-}
+uint64_t gp__meter_due[GP_REGION_MAX_DEVS] = {[0 ... GP_REGION_MAX_DEVS - 1] = UINT64_MAX};
 
-uint64_t gp__meter_cost(int ord, uint64_t key, uint64_t now, int *sample, int *known)
+uint64_t gp__meter_guess(int ord)
 {
-	struct est *e = slot_of(key);
-	struct sampler *s = &smp[ord];
-	uint64_t ns;
-
-	if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) == key &&
-	    (ns = __atomic_load_n(&e->ns, __ATOMIC_RELAXED)) != 0) {
-		*sample = now - __atomic_load_n(&s->last_ns, __ATOMIC_RELAXED) >= SAMPLE_NS;
-		*known = 1;
-		return ns;
-	}
-	*sample = 1;
-	*known = 0;
-	return __atomic_load_n(&s->mean_ns, __ATOMIC_RELAXED);
+	return __atomic_load_n(&smp[ord].mean_ns, __ATOMIC_RELAXED);
 }
 
 int gp__meter_busy(int ord)
@@ -128,6 +107,12 @@ int gp__meter_start(int ord, CUcontext ctx, CUstream stream)
 	if (!__atomic_compare_exchange_n(&s->state, &idle, S_BUSY, 0, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
 		return 0;
+	if (!ctx && gp__real_cuCtxGetCurrent(&ctx) != CUDA_SUCCESS)
+		ctx = NULL;
+	if (!ctx) {
+		__atomic_store_n(&s->state, S_IDLE, __ATOMIC_RELEASE);
+		return 0;
+	}
 	if (events_for(s, ctx) == 0 && gp__real_cuEventRecord(s->ev[0], stream) == CUDA_SUCCESS)
 		return 1;
 	/* A context that went away under the events: make new ones next time. */
@@ -140,7 +125,18 @@ void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, ui
 		    uint64_t now, int launched)
 {
 	struct sampler *s = &smp[ord];
+	struct timespec ts;
 
+	/* The start event already executed: the device was idle, and the
+	 * kernel began only once it was submitted, a host-side launch
+	 * latency later (µs on a GPU, far more under a debugger or
+	 * valgrind).  That gap is no part of the kernel: it is taken off
+	 * the measurement.  (A start still pending waits behind queued work
+	 * that the kernel directly follows: nothing to take off.) */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	s->gap = gp__real_cuEventQuery(s->ev[0]) == CUDA_SUCCESS
+			 ? (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec - now
+			 : 0;
 	if (!launched || gp__real_cuEventRecord(s->ev[1], stream) != CUDA_SUCCESS) {
 		__atomic_store_n(&s->state, S_IDLE, __ATOMIC_RELEASE);
 		return;
@@ -149,15 +145,16 @@ void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, ui
 	s->charged = charged;
 	s->rate = rate;
 	s->backoff = POLL_MIN_NS;
-	s->due_ns = now + (charged > POLL_MIN_NS ? charged : POLL_MIN_NS);
-	__atomic_store_n(&s->last_ns, now, __ATOMIC_RELAXED);
+	__atomic_store_n(&gp__meter_next[ord], now + SAMPLE_NS, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, S_PENDING, __ATOMIC_RELEASE);
+	__atomic_store_n(&gp__meter_due[ord], now + (charged > POLL_MIN_NS ? charged : POLL_MIN_NS),
+			 __ATOMIC_RELAXED);
 }
 
 /* Fold a measurement of `key` into its estimate and the device's mean. */
 static void learn(struct sampler *s, uint64_t key, uint64_t took)
 {
-	struct est *e = slot_of(key);
+	struct gp__est *e = gp__est_of(key);
 	uint64_t old = __atomic_load_n(&e->ns, __ATOMIC_RELAXED), mean;
 
 	if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) != key || old == 0) {
@@ -179,18 +176,18 @@ int gp__meter_poll(int ord, uint64_t now, struct gp__measured *m)
 	float ms;
 	CUresult rc;
 
-	if (__atomic_load_n(&s->state, __ATOMIC_RELAXED) != S_PENDING || now < s->due_ns ||
-	    !__atomic_compare_exchange_n(&s->state, &pending, S_BUSY, 0, __ATOMIC_ACQUIRE,
+	if (!__atomic_compare_exchange_n(&s->state, &pending, S_BUSY, 0, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
 		return 0;
 	rc = gp__real_cuEventQuery(s->ev[1]);
 	if (rc == CUDA_ERROR_NOT_READY) {
-		s->due_ns = now + s->backoff;
+		__atomic_store_n(&gp__meter_due[ord], now + s->backoff, __ATOMIC_RELAXED);
 		if (s->backoff < POLL_MAX_NS)
 			s->backoff *= 2;
 		__atomic_store_n(&s->state, S_PENDING, __ATOMIC_RELEASE);
 		return 0;
 	}
+	__atomic_store_n(&gp__meter_due[ord], UINT64_MAX, __ATOMIC_RELAXED);
 	if (rc != CUDA_SUCCESS ||
 	    gp__real_cuEventElapsedTime(&ms, s->ev[0], s->ev[1]) != CUDA_SUCCESS || !(ms >= 0) ||
 	    ms > 1e6f) {
@@ -201,6 +198,7 @@ int gp__meter_poll(int ord, uint64_t now, struct gp__measured *m)
 		return 0;
 	}
 	m->took = (uint64_t)((double)ms * 1e6);
+	m->took = m->took > s->gap ? m->took - s->gap : 1;
 	m->charged = s->charged;
 	m->rate = s->rate;
 	learn(s, s->key, m->took ? m->took : 1);
@@ -214,6 +212,7 @@ void gp__meter_atfork(enum gp__fork_phase phase)
 		return;
 	/* The parent's events are not the child's; its estimates still are. */
 	for (unsigned i = 0; i < GP_REGION_MAX_DEVS; i++) {
+		gp__meter_due[i] = UINT64_MAX;
 		smp[i].state = S_IDLE;
 		smp[i].ctx = NULL;
 		smp[i].ev[0] = smp[i].ev[1] = NULL;

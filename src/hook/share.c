@@ -38,10 +38,10 @@
  * when it last launched.  Processes whose launches are not metered publish
  * from the activity stamp (activity.c), at most every 10 ms.
  */
-#include <errno.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "hook/hook.h"
 
 #define PPM 1000000u
@@ -51,6 +51,10 @@
 #define VIEW_NS 2000000ULL
 /* Demand lasts this long past the moment it was published for. */
 #define GRACE_NS 20000000ULL
+/* Demand is published at most this far ahead, and a paced launch wakes at
+ * least this often to publish it again: a tenant that dies in a long wait
+ * stops counting for others within WANT_AHEAD_NS + GRACE_NS. */
+#define WANT_AHEAD_NS 400000000ULL
 #define GRACE_UNMETERED_NS 50000000ULL
 /* The published figures are rewritten only when they moved this much. */
 #define PUBLISH_NS 1000000ULL
@@ -93,21 +97,14 @@ static struct sdev sd[GP_REGION_MAX_DEVS];
 
 enum { SLOT_NONE = -1, SLOT_TAKING = -2, SLOT_FAILED = -3 };
 
-static uint64_t mono(void)
+/* CLOCK_MONOTONIC, read here rather than through gp_now_ns: a launch
+ * reads it once, and the call would cost as much as the read. */
+static inline uint64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t t)
-{
-	struct timespec ts = {.tv_sec = (time_t)(t / 1000000000ULL),
-			      .tv_nsec = (long)(t % 1000000000ULL)};
-
-	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
 }
 
 static uint64_t max64(uint64_t a, uint64_t b)
@@ -142,6 +139,8 @@ void gp__share_setup(int ord)
 	d->card = gp_node_card(dv->uuid);
 	d->slot = SLOT_NONE;
 	d->on = limit != 0 || c->priority != GP_PRIO_NORMAL;
+	if (!gp__g.node.hdr) /* nothing to publish to: make publish() a no-op */
+		d->pub_want = d->pub_active = UINT64_MAX - PUBLISH_NS;
 	/* What the agent shows; every process of the tenant writes the same. */
 	__atomic_store_n(&d->e->core_limit, limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&d->e->core_policy, region_policy(c->policy), __ATOMIC_RELAXED);
@@ -182,8 +181,10 @@ static struct gp_node_slot *slot_of(struct sdev *d)
 	return s < 0 ? NULL : &gp__g.node.hdr->slot[s];
 }
 
-/* Publish that we want the card until `want` and launched at `now`. */
-static void publish(struct sdev *d, uint64_t now, uint64_t want)
+/* Publish that we want the card until `want` and launched at `now`: the
+ * two compares are all a launch pays unless a figure moved by PUBLISH_NS
+ * (or there is no node file: then nothing is ever published). */
+static void publish_slow(struct sdev *d, uint64_t now, uint64_t want)
 {
 	struct gp_node_slot *s = slot_of(d);
 
@@ -197,6 +198,14 @@ static void publish(struct sdev *d, uint64_t now, uint64_t want)
 		__atomic_store_n(&d->pub_active, now, __ATOMIC_RELAXED);
 		__atomic_store_n(&s->active_ns, now, __ATOMIC_RELAXED);
 	}
+}
+
+static inline void publish(struct sdev *d, uint64_t now, uint64_t want)
+{
+	/* `want` is past `now`, so it moves at least as fast: one compare
+	 * covers both. */
+	if (GP_UNLIKELY(want > __atomic_load_n(&d->pub_want, __ATOMIC_RELAXED) + PUBLISH_NS))
+		publish_slow(d, now, want);
 }
 
 void gp__share_touch(int ord, uint64_t now)
@@ -279,14 +288,12 @@ static uint32_t look(struct sdev *d, uint64_t now, uint64_t *hold_until)
 	return (uint32_t)rate;
 }
 
-/* The rate for a launch at `now`, from the view or a fresh look. */
-static uint32_t view(struct sdev *d, uint64_t now)
+/* The rate for a launch at `now` from a fresh look. */
+static __attribute__((noinline)) uint32_t view_slow(struct sdev *d, uint64_t now)
 {
 	uint64_t hold;
 	uint32_t r;
 
-	if (now < __atomic_load_n(&d->view_until, __ATOMIC_ACQUIRE))
-		return __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
 	r = look(d, now, &hold);
 	if (r == 0 && d->nhigh && now - __atomic_load_n(&d->lease_ns, __ATOMIC_RELAXED) >= HOLD_STEP_NS) {
 		/* Held back: make sure the high tenants are alive.  A dead
@@ -304,62 +311,79 @@ static uint32_t view(struct sdev *d, uint64_t now)
 	return r;
 }
 
+/* The rate for a launch at `now`, from the view while it lasts. */
+static inline uint32_t view(struct sdev *d, uint64_t now)
+{
+	if (GP_LIKELY(now < __atomic_load_n(&d->view_until, __ATOMIC_ACQUIRE)))
+		return __atomic_load_n(&d->rate, __ATOMIC_RELAXED);
+	return view_slow(d, now);
+}
+
 /* Wait while a high tenant holds d back; returns the rate to launch at
  * and updates *now. */
-static uint32_t wait_held(struct sdev *d, uint64_t *now)
+static __attribute__((noinline)) uint32_t wait_held(struct sdev *d, uint64_t *now)
 {
 	uint32_t r;
 
 	while ((r = view(d, *now)) == 0) {
 		uint64_t until = __atomic_load_n(&d->hold_until, __ATOMIC_RELAXED);
 
-		publish(d, *now, *now + GRACE_NS);
+		publish(d, *now, *now + HOLD_STEP_NS + GRACE_NS);
 		if (until > *now + HOLD_STEP_NS)
 			until = *now + HOLD_STEP_NS;
 		if (until < *now + VIEW_NS)
 			until = *now + VIEW_NS; /* the view cannot change sooner */
-		sleep_until(until);
-		*now = mono();
+		gp_sleep_until_ns(until);
+		*now = now_ns();
 	}
 	return r;
 }
 
 /* Pace a launch costing `cost` on d: returns the rate it went at, updates
  * *now, adds the time it waited to the tenant's throttled time. */
-static uint32_t pace(struct sdev *d, uint64_t cost, uint64_t *now)
+static inline __attribute__((always_inline)) uint32_t pace(struct sdev *d, uint64_t cost,
+							       uint64_t *now)
 {
 	uint64_t t0 = *now, p, start, next;
-	uint32_t r = wait_held(d, now);
+	uint32_t r = view(d, *now);
 
+	if (GP_UNLIKELY(r == 0))
+		r = wait_held(d, now);
 	p = __atomic_load_n(&d->e->pace_ns, __ATOMIC_RELAXED);
 	do {
 		start = max64(p, *now);
 		next = start + cost * PPM / r;
 	} while (!__atomic_compare_exchange_n(&d->e->pace_ns, &p, next, 1, __ATOMIC_RELAXED,
 					      __ATOMIC_RELAXED));
-	publish(d, *now, next + GRACE_NS);
-	while (start > *now + TOLERANCE_NS) {
+	for (;;) {
 		uint64_t until = start - TOLERANCE_NS;
 
-		/* A low tenant wakes now and then to notice a high one. */
+		publish(d, *now, (next < *now + WANT_AHEAD_NS ? next : *now + WANT_AHEAD_NS) + GRACE_NS);
+		if (GP_LIKELY(start <= *now + TOLERANCE_NS))
+			break;
+		/* A low tenant wakes now and then to notice a high one;
+		 * everyone wakes to keep its demand published. */
 		if (gp__g.cfg.priority == GP_PRIO_LOW && until > *now + LOW_STEP_NS)
 			until = *now + LOW_STEP_NS;
-		sleep_until(until);
-		*now = mono();
+		else if (until > *now + WANT_AHEAD_NS / 2)
+			until = *now + WANT_AHEAD_NS / 2;
+		gp_sleep_until_ns(until);
+		*now = now_ns();
 		if (gp__g.cfg.priority == GP_PRIO_LOW)
 			(void)wait_held(d, now);
 	}
-	if (*now > t0)
+	if (GP_UNLIKELY(*now > t0))
 		__atomic_add_fetch(&d->e->throttled_ns, *now - t0, __ATOMIC_RELAXED);
 	return r;
 }
 
 /* Apply finished measurements of d's launches. */
-static void settle(struct sdev *d, int ord, uint64_t now)
+static inline void settle(struct sdev *d, int ord, uint64_t now)
 {
 	struct gp__measured m;
 
-	if (gp__meter_poll(ord, now, &m)) {
+	if (GP_UNLIKELY(now >= __atomic_load_n(&gp__meter_due[ord], __ATOMIC_RELAXED)) &&
+	    gp__meter_poll(ord, now, &m)) {
 		/* Two's complement: a launch that took less moves both back. */
 		uint64_t diff = m.took - m.charged;
 		__atomic_add_fetch(&d->e->compute_ns, diff, __ATOMIC_RELAXED);
@@ -374,26 +398,29 @@ static void settle(struct sdev *d, int ord, uint64_t now)
  * way: it waits for that sample (up to UNKNOWN_WAIT_NS, so that a stream
  * waiting on this thread cannot deadlock it), since it may be the same
  * kernel, and otherwise a burst of it would all go charged a guess. */
-static uint64_t cost(struct sdev *d, int ord, uint64_t key, uint64_t *now, int *sample)
+static inline uint64_t cost(struct sdev *d, int ord, uint64_t key, uint64_t *now, int *sample,
+			    int capturing)
 {
 	uint64_t t0 = *now, c;
-	int known;
 
-	if (__atomic_load_n(&gp__captures, __ATOMIC_RELAXED)) {
-		*sample = 0; /* no events while a capture is in progress */
-		return gp__meter_cost(ord, key, *now, &known, &known);
-	}
-	for (;;) {
+	if (!capturing)
 		settle(d, ord, *now);
-		c = gp__meter_cost(ord, key, *now, sample, &known);
-		if (known || !gp__meter_busy(ord) || *now - t0 >= UNKNOWN_WAIT_NS)
+	c = gp__meter_known(key);
+	if (GP_LIKELY(c)) {
+		*sample = !capturing && *now >= __atomic_load_n(&gp__meter_next[ord], __ATOMIC_RELAXED);
+		return c;
+	}
+	*sample = !capturing; /* no events while a capture is in progress */
+	while (!capturing && gp__meter_busy(ord) && *now - t0 < UNKNOWN_WAIT_NS) {
+		gp_sleep_until_ns(*now + UNKNOWN_STEP_NS);
+		*now = now_ns();
+		settle(d, ord, *now);
+		if ((c = gp__meter_known(key)))
 			break;
-		sleep_until(*now + UNKNOWN_STEP_NS);
-		*now = mono();
 	}
 	if (*now > t0)
 		__atomic_add_fetch(&d->e->throttled_ns, *now - t0, __ATOMIC_RELAXED);
-	return c;
+	return c ? c : gp__meter_guess(ord);
 }
 
 /* Is `stream` capturing?  Asked only while some capture is in progress. */
@@ -409,25 +436,38 @@ static int captured(CUstream stream)
 int gp__share_begin(struct gp__launch *l, uint64_t key, CUstream stream, int ptsz)
 {
 	const struct gp__where *w;
+	CUcontext ctx = NULL;
 	struct sdev *d;
 	uint64_t now;
-	int sample;
+	int sample, ord, capturing;
 
-	if (!__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE) || !(w = gp__where()) || w->ord < 0 ||
-	    !(d = &sd[w->ord])->on)
+	/* One visible GPU (a container's usual lot): it is the current
+	 * context's, and the context is asked for only to measure.  (ndev
+	 * is published once the devices, and their shares, are set up.) */
+	if (GP_LIKELY(__atomic_load_n(&gp__g.ndev, __ATOMIC_ACQUIRE) == 1)) {
+		ord = 0;
+	} else {
+		if (!__atomic_load_n(&gp__g.ready, __ATOMIC_ACQUIRE) || !(w = gp__where()) ||
+		    w->ord < 0)
+			return 0;
+		ord = w->ord;
+		ctx = w->ctx;
+	}
+	if (!(d = &sd[ord])->on)
 		return 0;
 	if (!stream && ptsz)
 		stream = CU_STREAM_PER_THREAD;
-	if (GP_UNLIKELY(__atomic_load_n(&gp__captures, __ATOMIC_RELAXED)) && captured(stream))
+	capturing = __atomic_load_n(&gp__captures, __ATOMIC_RELAXED) != 0;
+	if (GP_UNLIKELY(capturing) && captured(stream))
 		return 0; /* recorded into a graph: runs nothing now */
-	now = mono();
-	l->ord = w->ord;
+	now = now_ns();
+	l->ord = ord;
 	l->key = key;
 	l->stream = stream;
-	l->cost = cost(d, w->ord, key, &now, &sample);
+	l->cost = cost(d, ord, key, &now, &sample, capturing);
 	l->rate = pace(d, l->cost, &now);
-	l->sampling = sample && !__atomic_load_n(&gp__captures, __ATOMIC_RELAXED) &&
-		      gp__meter_start(w->ord, w->ctx, stream);
+	l->now = now;
+	l->sampling = GP_UNLIKELY(sample) && gp__meter_start(ord, ctx, stream);
 	return 1;
 }
 
@@ -435,16 +475,16 @@ CUresult gp__share_end(struct gp__launch *l, CUresult rc)
 {
 	struct sdev *d = &sd[l->ord];
 
-	if (l->sampling)
-		gp__meter_stop(l->ord, l->stream, l->key, l->cost, l->rate, mono(),
+	if (GP_UNLIKELY(l->sampling))
+		gp__meter_stop(l->ord, l->stream, l->key, l->cost, l->rate, l->now,
 			       rc == CUDA_SUCCESS);
-	if (rc != CUDA_SUCCESS) {
+	if (GP_UNLIKELY(rc != CUDA_SUCCESS)) {
 		/* Refused: it takes no device time; give its pace back. */
 		__atomic_sub_fetch(&d->e->pace_ns, l->cost * PPM / l->rate, __ATOMIC_RELAXED);
 		return rc;
 	}
 	__atomic_add_fetch(&d->e->compute_ns, l->cost, __ATOMIC_RELAXED);
-	gp__act_dev(l->ord, GP_ACT_LAUNCH);
+	gp__act_stamp(d->e, l->ord, l->now);
 	return rc;
 }
 
@@ -452,12 +492,13 @@ void gp__share_pace(int ord, uint64_t key)
 {
 	struct sdev *d;
 	uint64_t now, c;
-	int sample;
 
 	if (ord < 0 || ord >= gp__g.ndev || !(d = &sd[ord])->on)
 		return;
-	now = mono();
-	c = gp__meter_cost(ord, key, now, &sample, &sample);
+	now = now_ns();
+	c = gp__meter_known(key);
+	if (!c)
+		c = gp__meter_guess(ord);
 	(void)pace(d, c, &now);
 	__atomic_add_fetch(&d->e->compute_ns, c, __ATOMIC_RELAXED);
 }

@@ -404,6 +404,47 @@ static void test_elastic_pair(void **state)
 	assert_near(100.0 * (double)(b1 - b0) / (double)(t1 - t0), 70, 7);
 }
 
+/* An elastic neighbour SIGKILLed in the middle: its demand stops counting
+ * within a second, and the survivor takes the card. */
+static void test_dead_neighbour_forgotten(void **state)
+{
+	const char *args[] = {"1000", "4000", "direct", NULL};
+	const char *a_env[] = {NULL, NULL, "GPUPOOL_CORE_LIMIT=30", NULL};
+	const char *b_env[] = {NULL, NULL, "GPUPOOL_CORE_LIMIT=70", NULL};
+	struct gpt_proc a, b;
+	struct machine m;
+	uint64_t a0, a1, t0, t1, k;
+
+	(void)state;
+	machine(&m, 1);
+	a_env[0] = b_env[0] = m.state;
+	a_env[1] = b_env[1] = m.node;
+	assert_int_equal(gpt_spawn_child(&a, "loop", args, a_env, GPT_HOOK), 0);
+	assert_int_equal(gpt_spawn_child(&b, "loop", args, b_env, GPT_HOOK), 0);
+	sleep_ms(700);
+	t0 = now_ns();
+	a0 = busy(&m, a.pid);
+	sleep_ms(500);
+	t1 = now_ns();
+	a1 = busy(&m, a.pid);
+	assert_near(100.0 * (double)(a1 - a0) / (double)(t1 - t0), 30, 8);
+	kill(b.pid, SIGKILL);
+	assert_int_equal(gpt_wait(&b, 10000), 128 + SIGKILL);
+	k = now_ns();
+	sleep_ms(1000);
+	t0 = now_ns();
+	a0 = busy(&m, a.pid);
+	sleep_ms(500);
+	t1 = now_ns();
+	a1 = busy(&m, a.pid);
+	print_message("# survivor from %.0f ms after the kill: %.1f %%\n", (double)(t0 - k) / 1e6,
+		      100.0 * (double)(a1 - a0) / (double)(t1 - t0));
+	assert_true(100.0 * (double)(a1 - a0) / (double)(t1 - t0) > 85);
+	assert_int_equal(gpt_wait_for(&a, "pid", 30000), 0);
+	gpt_go(&a);
+	assert_int_equal(gpt_wait(&a, 10000), 0);
+}
+
 /* Every route that puts work on the SMs is paced: each, at 40 % hard,
  * gets about 40 % (unpaced it would get nearly all of the card).  A graph
  * captured from a stream is charged when it runs, not when captured. */
@@ -611,6 +652,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hami_names),
 		cmocka_unit_test(test_elastic_alone),
 		cmocka_unit_test(test_elastic_pair),
+		cmocka_unit_test(test_dead_neighbour_forgotten),
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_threads_and_fork),
 		cmocka_unit_test(test_priority_yield_resume),
