@@ -19,16 +19,15 @@ trap 'rm -rf "$work"' EXIT
 
 command -v valgrind >/dev/null || { echo "hook_overhead: valgrind is not installed" >&2; exit 1; }
 
+. bench/lib/callgrind.sh
+
 # count MODE N HOOKED -> instructions inside bench_MODE
 count() {
-  local f="$work/cg.$1.$2.$3"
   local pre=()
-  [ "$3" = 1 ] && pre=(env LD_PRELOAD="$PWD/$B/libgpupool.so" GPUPOOL_MEMORY_LIMIT=40GiB
+  [ "$3" = 1 ] && pre=(LD_PRELOAD="$PWD/$B/libgpupool.so" GPUPOOL_MEMORY_LIMIT=40GiB
                        GPUPOOL_REGION="$work/region.$1.$2")
-  "${pre[@]}" env GPUPOOL_SIM_STATE="$work/state.$1.$2.$3" LD_LIBRARY_PATH="$B/sim" \
-    valgrind --tool=callgrind --callgrind-out-file="$f" --toggle-collect="bench_$1" \
-    "$PROG" "$1" "$2" >/dev/null 2>"$f.log" || { cat "$f.log" >&2; exit 1; }
-  awk '/^(summary|totals):/ { print $2; exit }' "$f"
+  cg_count "$work/cg.$1.$2.$3" "bench_$1" "${pre[@]}" GPUPOOL_SIM_STATE="$work/state.$1.$2.$3" \
+    LD_LIBRARY_PATH="$B/sim" -- "$PROG" "$1" "$2"
 }
 
 per_op() { # MODE HOOKED

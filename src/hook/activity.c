@@ -36,8 +36,6 @@
 
 #include "hook/hook.h"
 
-/* A stamp is rewritten once it is this old. */
-#define STALE_NS 10000000ULL
 
 _Static_assert(offsetof(struct gp_region_dev, last_copy_ns) ==
 		       offsetof(struct gp_region_dev, last_launch_ns) + sizeof(uint64_t) * GP_ACT_COPY,
@@ -102,7 +100,7 @@ static inline void stamp_at(struct gp_region_dev *e, int ord, enum gp__act what,
 	uint64_t *s = &e->last_launch_ns + what;
 
 	/* Unsigned: a stamp in the future (a corrupt file) is stale too. */
-	if (now - __atomic_load_n(s, __ATOMIC_RELAXED) >= STALE_NS) {
+	if (now - __atomic_load_n(s, __ATOMIC_RELAXED) >= GP_ACT_STALE_NS) {
 		__atomic_store_n(s, now, __ATOMIC_RELAXED);
 		if (what == GP_ACT_LAUNCH && gp__g.node.hdr)
 			gp__share_touch(ord, now);
@@ -117,10 +115,6 @@ static inline void stamp(struct gp_region_dev *e, int ord, enum gp__act what)
 	stamp_at(e, ord, what, (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec);
 }
 
-void gp__act_stamp(struct gp_region_dev *e, int ord, uint64_t now)
-{
-	stamp_at(e, ord, GP_ACT_LAUNCH, now);
-}
 
 /* gp__act past its checks: the call succeeded and the hook is ready (so
  * cuCtxGetCurrent is resolved: init.c requires it).  Returns CUDA_SUCCESS,

@@ -155,6 +155,9 @@ static inline struct gp__dev *gp__dev_get(int dev)
  * moves (the order of the stamps in struct gp_region_dev). */
 enum gp__act { GP_ACT_LAUNCH = 0, GP_ACT_COPY = 1 };
 
+/* A stamp is rewritten once it is this old. */
+#define GP_ACT_STALE_NS 10000000ULL
+
 /* After a launch or copy the driver answered `rc` for: if it succeeded,
  * stamp `what` on the device of the calling thread's current context.
  * Returns `rc`, always (hooks tail-call it with the driver's answer).  No
@@ -195,9 +198,6 @@ struct gp__where {
  * hook. */
 const struct gp__where *gp__where(void);
 
-/* A launch on ordinal `ord`, whose region entry is `e`, went at `now`
- * (CLOCK_MONOTONIC, read already): stamp it. */
-void gp__act_stamp(struct gp_region_dev *e, int ord, uint64_t now);
 
 /* Stamp `what` on ordinal `dev` (for calls that name their devices). */
 void gp__act_dev(int dev, enum gp__act what);
@@ -223,10 +223,11 @@ struct gp__launch {
 	int ord;           /* device ordinal */
 	int sampling;      /* its duration is being measured (meter.c) */
 	uint32_t rate;     /* the rate it was paced at, parts per million */
-	uint64_t key;      /* what it launches (gp__launch_key) */
+	struct gp_region_dev *e; /* its device's region entry */
 	uint64_t cost;     /* device time charged for it, ns */
 	uint64_t now;      /* CLOCK_MONOTONIC when it went */
-	CUstream stream;   /* where it runs (for the measuring events) */
+	uint64_t key;      /* what it launches (gp__launch_key); sampled only */
+	CUstream stream;   /* where it runs (for the measuring events); sampled only */
 };
 
 /* Keys of what a launch runs, for the cost estimates: a kernel with its
@@ -251,8 +252,23 @@ int gp__share_begin(struct gp__launch *l, uint64_t key, CUstream stream, int pts
 
 /* After a metered launch the driver answered `rc` for: account it (or give
  * its charge back if the driver refused it), stamp it, finish a sample.
- * Returns `rc`. */
-CUresult gp__share_end(struct gp__launch *l, CUresult rc);
+ * Returns `rc`.  The usual case is inline in the launch hooks. */
+static inline CUresult gp__share_end_ok(const struct gp__launch *l, CUresult rc)
+{
+	__atomic_add_fetch(&l->e->compute_ns, l->cost, __ATOMIC_RELAXED);
+	/* The activity stamp (activity.c's rule, with this launch's clock; a
+	 * metered process publishes its demand itself). */
+	if (l->now - __atomic_load_n(&l->e->last_launch_ns, __ATOMIC_RELAXED) >= GP_ACT_STALE_NS)
+		__atomic_store_n(&l->e->last_launch_ns, l->now, __ATOMIC_RELAXED);
+	return rc;
+}
+CUresult gp__share_end_slow(struct gp__launch *l, CUresult rc);
+static inline CUresult gp__share_end(struct gp__launch *l, CUresult rc)
+{
+	if (GP_UNLIKELY(l->sampling || rc != CUDA_SUCCESS))
+		return gp__share_end_slow(l, rc);
+	return gp__share_end_ok(l, rc);
+}
 
 /* Pace one launch of `key` on ordinal `ord` without measuring it (the
  * multi-device cooperative launch names its devices). */
@@ -285,15 +301,24 @@ struct gp__measured {
  * writer of another key may take that key's estimate once, which only
  * makes one charge wrong by the difference. */
 #define GP_EST_BITS 10
+/* Samples a key takes before its estimate is averaged: until then each
+ * launch of it is sampled when the sampler is free, and each sample
+ * replaces the estimate. */
+#define GP_EST_YOUNG 3
 struct gp__est {
 	uint64_t key;
-	uint64_t ns; /* 0: never measured */
+	uint64_t ns;  /* 0: never measured */
+	uint32_t n;   /* samples so far, up to GP_EST_YOUNG */
+	uint32_t pad;
 };
 extern struct gp__est gp__est[1u << GP_EST_BITS];
 
 /* When each device's next sample of an already measured key is due
- * (CLOCK_MONOTONIC; meter.c sets it as samples are taken). */
+ * (CLOCK_MONOTONIC; meter.c sets it as samples are taken), and: */
 extern uint64_t gp__meter_next[GP_REGION_MAX_DEVS];
+/* Launches on each device before the next sample may be taken (counted
+ * down without atomicity: a lost decrement delays a sample by one). */
+extern uint32_t gp__meter_skip[GP_REGION_MAX_DEVS];
 
 static inline struct gp__est *gp__est_of(uint64_t key)
 {
@@ -301,14 +326,15 @@ static inline struct gp__est *gp__est_of(uint64_t key)
 }
 
 /* The device time a launch of `key` is expected to take, or 0 if it was
- * never measured. */
-static inline uint64_t gp__meter_known(uint64_t key)
+ * never measured; *young when it has had fewer than GP_EST_YOUNG samples. */
+static inline uint64_t gp__meter_known(uint64_t key, int *young)
 {
 	const struct gp__est *e = gp__est_of(key);
 
-	return __atomic_load_n(&e->key, __ATOMIC_RELAXED) == key
-		       ? __atomic_load_n(&e->ns, __ATOMIC_RELAXED)
-		       : 0;
+	if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) != key)
+		return 0;
+	*young = __atomic_load_n(&e->n, __ATOMIC_RELAXED) < GP_EST_YOUNG;
+	return __atomic_load_n(&e->ns, __ATOMIC_RELAXED);
 }
 
 /* The charge of a launch never measured on `ord`: the device's recent

@@ -7,37 +7,44 @@
  * events recorded on its stream, immediately before and after it, and
  * cuEventElapsedTime between them is what it took.  An event executes when
  * the device reaches it in the context's queue, so the pair spans the
- * kernel itself, not the work of other tenants queued before it (on a real
- * GPU without MPS, a time slice another context takes in the middle of a
- * long kernel is counted too: a tenant is then charged a little more than
- * it used, never less).
+ * kernel itself, not the work of other tenants queued before it.  Where
+ * the pair cannot resolve the kernel, it errs on the high side: on a real
+ * GPU without MPS a time slice another context takes in the middle of a
+ * long kernel is counted, and on an idle device the host-side time until
+ * the kernel is submitted, or until the end event is recorded after a
+ * kernel shorter than that, is counted too.  A tenant is then charged a
+ * little more than it used, never less.
  *
  * Between samples each launch is charged the latest estimate for what it
  * runs: a kernel with its grid and block sizes, or an executable graph
- * (gp__launch_key).  Estimates are an exponentially weighted mean of that
- * key's samples, in a small direct-mapped table; a key not yet measured is
- * charged the device's mean and measured as soon as the sampler is free.
- * A sampled launch's measurement replaces its charge (share.c corrects the
- * pacing clock and the tenant's device time by the difference), so the
- * charges of sampled launches are exact and the rest are as good as the
- * estimate of their key.
+ * (gp__launch_key).  A key's first GP_EST_YOUNG samples replace its
+ * estimate (first launches are the odd ones: module loading, lazy paths),
+ * later ones are averaged in with weight 1/4, in a small direct-mapped
+ * table; a key not yet measured is charged the device's mean and measured
+ * as soon as the sampler is free.  A sampled launch's measurement replaces
+ * its charge (share.c corrects the pacing clock and the tenant's device
+ * time by the difference), so the charges of sampled launches are exact
+ * and the rest are as good as the estimate of their key.
  *
  * One sampler per device and process, two events in the context they were
  * made in, claimed by a compare-and-swap so that a launching thread never
- * waits for another.  A sample is asked at most every SAMPLE_NS (10 ms) per device
- * (and for every key not measured yet), and its end event is queried only
- * once it should have finished (gp__meter_due, which launches test
- * inline), backing off while it has not, so the driver calls are rare next
- * to launches.  Nothing is measured while a
+ * waits for another.  A measured key is sampled again at most every
+ * SAMPLE_NS (10 ms) and SAMPLE_LAUNCHES (64) launches per device, and an
+ * end event is queried only once it should have finished (gp__meter_due,
+ * which launches test inline), backing off while it has not, so the
+ * driver calls are rare next to launches.  Nothing is measured while a
  * stream capture is in progress in the process (share.c): an event record
  * on a capturing stream would end up in the user's graph.
  */
-#include <time.h>
-
 #include "hook/hook.h"
 
-/* A new sample of every key at most this often per device. */
+/* A new sample of a measured key at most this often per device, and only
+ * after this many launches there since the last: the time bounds the
+ * driver calls of a program launching fast, the count bounds what
+ * sampling adds to each launch of one launching slowly (or under
+ * valgrind, which makes every launch a hundred times slower). */
 #define SAMPLE_NS 10000000ULL
+#define SAMPLE_LAUNCHES 64
 /* Look at an unfinished sample again after this, doubling up to MAX. */
 #define POLL_MIN_NS 200000ULL
 #define POLL_MAX_NS 20000000ULL
@@ -46,6 +53,7 @@ enum { S_IDLE = 0, S_BUSY = 1, S_PENDING = 2 };
 
 struct gp__est gp__est[1u << GP_EST_BITS];
 uint64_t gp__meter_next[GP_REGION_MAX_DEVS];
+uint32_t gp__meter_skip[GP_REGION_MAX_DEVS];
 
 struct sampler {
 	uint32_t state;    /* S_*: who may touch the rest (atomic) */
@@ -53,7 +61,6 @@ struct sampler {
 	CUevent ev[2];     /* start, end */
 	uint64_t key;      /* what the pending sample measures */
 	uint64_t charged;  /* what it was charged */
-	uint64_t gap;      /* host-side launch latency inside the pair, ns */
 	uint32_t rate;     /* the rate it was paced at */
 	uint64_t backoff;  /* the wait after a query that found it running */
 	uint64_t mean_ns;  /* the device's recent mean: the charge of keys
@@ -113,8 +120,9 @@ int gp__meter_start(int ord, CUcontext ctx, CUstream stream)
 		__atomic_store_n(&s->state, S_IDLE, __ATOMIC_RELEASE);
 		return 0;
 	}
-	if (events_for(s, ctx) == 0 && gp__real_cuEventRecord(s->ev[0], stream) == CUDA_SUCCESS)
+	if (events_for(s, ctx) == 0 && gp__real_cuEventRecord(s->ev[0], stream) == CUDA_SUCCESS) {
 		return 1;
+	}
 	/* A context that went away under the events: make new ones next time. */
 	s->ctx = NULL;
 	__atomic_store_n(&s->state, S_IDLE, __ATOMIC_RELEASE);
@@ -125,18 +133,7 @@ void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, ui
 		    uint64_t now, int launched)
 {
 	struct sampler *s = &smp[ord];
-	struct timespec ts;
 
-	/* The start event already executed: the device was idle, and the
-	 * kernel began only once it was submitted, a host-side launch
-	 * latency later (µs on a GPU, far more under a debugger or
-	 * valgrind).  That gap is no part of the kernel: it is taken off
-	 * the measurement.  (A start still pending waits behind queued work
-	 * that the kernel directly follows: nothing to take off.) */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	s->gap = gp__real_cuEventQuery(s->ev[0]) == CUDA_SUCCESS
-			 ? (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec - now
-			 : 0;
 	if (!launched || gp__real_cuEventRecord(s->ev[1], stream) != CUDA_SUCCESS) {
 		__atomic_store_n(&s->state, S_IDLE, __ATOMIC_RELEASE);
 		return;
@@ -146,6 +143,7 @@ void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, ui
 	s->rate = rate;
 	s->backoff = POLL_MIN_NS;
 	__atomic_store_n(&gp__meter_next[ord], now + SAMPLE_NS, __ATOMIC_RELAXED);
+	__atomic_store_n(&gp__meter_skip[ord], SAMPLE_LAUNCHES, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->state, S_PENDING, __ATOMIC_RELEASE);
 	__atomic_store_n(&gp__meter_due[ord], now + (charged > POLL_MIN_NS ? charged : POLL_MIN_NS),
 			 __ATOMIC_RELAXED);
@@ -155,16 +153,22 @@ void gp__meter_stop(int ord, CUstream stream, uint64_t key, uint64_t charged, ui
 static void learn(struct sampler *s, uint64_t key, uint64_t took)
 {
 	struct gp__est *e = gp__est_of(key);
-	uint64_t old = __atomic_load_n(&e->ns, __ATOMIC_RELAXED), mean;
+	uint64_t old = __atomic_load_n(&e->ns, __ATOMIC_RELAXED), mean, ns;
+	uint32_t n = __atomic_load_n(&e->n, __ATOMIC_RELAXED);
 
 	if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) != key || old == 0) {
 		__atomic_store_n(&e->ns, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&e->key, key, __ATOMIC_RELAXED);
-		old = took;
+		n = 0;
 	}
-	/* Weight 1/4: a kernel whose time drifts is followed within a few
-	 * samples, one odd sample moves the charge by a quarter. */
-	__atomic_store_n(&e->ns, (3 * old + took) / 4 ? (3 * old + took) / 4 : 1, __ATOMIC_RELAXED);
+	/* The first launches of a kernel are the odd ones (module loading,
+	 * caches, lazy paths in the driver): the young samples replace the
+	 * estimate outright.  After that, weight 1/4: a kernel whose time
+	 * drifts is followed within a few samples, one odd sample moves the
+	 * charge by a quarter. */
+	ns = n < GP_EST_YOUNG ? took : (3 * old + took) / 4;
+	__atomic_store_n(&e->ns, ns ? ns : 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->n, n < GP_EST_YOUNG ? n + 1 : n, __ATOMIC_RELAXED);
 	mean = __atomic_load_n(&s->mean_ns, __ATOMIC_RELAXED);
 	__atomic_store_n(&s->mean_ns, mean ? (7 * mean + took) / 8 : took, __ATOMIC_RELAXED);
 }
@@ -198,7 +202,6 @@ int gp__meter_poll(int ord, uint64_t now, struct gp__measured *m)
 		return 0;
 	}
 	m->took = (uint64_t)((double)ms * 1e6);
-	m->took = m->took > s->gap ? m->took - s->gap : 1;
 	m->charged = s->charged;
 	m->rate = s->rate;
 	learn(s, s->key, m->took ? m->took : 1);

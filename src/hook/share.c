@@ -6,7 +6,8 @@
  * on one clock per tenant and card, `pace_ns` in the region, which all the
  * tenant's processes share: a launch costing c at rate r moves the clock
  * from max(clock, now) to that + c / r, and may go once the clock, before
- * the move, is at most TOLERANCE_NS ahead of now.  So over any stretch
+ * the move, is at most TOLERANCE_NS ahead of now (FULL_TOLERANCE_NS at the
+ * whole card's rate).  So over any stretch
  * the tenant launches at most r of it (plus the tolerance) in device time,
  * and its own queue on the device never runs more than the tolerance
  * ahead: a neighbour's kernel never waits behind a long backlog of it.  A
@@ -45,8 +46,14 @@
 #include "hook/hook.h"
 
 #define PPM 1000000u
-/* How far ahead of now a tenant's pacing clock may be at a launch. */
+/* How far ahead of now a tenant's pacing clock may be at a launch: how
+ * much it may queue on the device.  Short, so that a neighbour's kernel
+ * never waits long behind it; longer for a tenant entitled to the whole
+ * card (nobody else wants it), so that a stall of its host thread does
+ * not leave the card idle, except for a low-priority one, which must
+ * stop quickly when a high one arrives. */
 #define TOLERANCE_NS 2000000ULL
+#define FULL_TOLERANCE_NS 8000000ULL
 /* How long a view of the node file is used before it is read again. */
 #define VIEW_NS 2000000ULL
 /* Demand lasts this long past the moment it was published for. */
@@ -78,6 +85,7 @@ int gp__share_any;
 struct sdev {
 	/* Set up once, before the hook is ready. */
 	int on;                   /* launches here are metered */
+	uint64_t full_tolerance;  /* the tolerance at the whole card's rate */
 	uint32_t limit;           /* own share in percent; 0 = none */
 	struct gp_region_dev *e;  /* region entry */
 	uint64_t card;            /* node file key */
@@ -139,6 +147,7 @@ void gp__share_setup(int ord)
 	d->card = gp_node_card(dv->uuid);
 	d->slot = SLOT_NONE;
 	d->on = limit != 0 || c->priority != GP_PRIO_NORMAL;
+	d->full_tolerance = c->priority == GP_PRIO_LOW ? TOLERANCE_NS : FULL_TOLERANCE_NS;
 	if (!gp__g.node.hdr) /* nothing to publish to: make publish() a no-op */
 		d->pub_want = d->pub_active = UINT64_MAX - PUBLISH_NS;
 	/* What the agent shows; every process of the tenant writes the same. */
@@ -341,26 +350,14 @@ static __attribute__((noinline)) uint32_t wait_held(struct sdev *d, uint64_t *no
 
 /* Pace a launch costing `cost` on d: returns the rate it went at, updates
  * *now, adds the time it waited to the tenant's throttled time. */
-static inline __attribute__((always_inline)) uint32_t pace(struct sdev *d, uint64_t cost,
-							       uint64_t *now)
+/* pace() past its fast path: the launch must wait until `start` minus
+ * `tol`.  Returns with *now updated. */
+static __attribute__((noinline)) void pace_wait(struct sdev *d, uint64_t start, uint64_t next,
+						uint64_t tol, uint64_t *now)
 {
-	uint64_t t0 = *now, p, start, next;
-	uint32_t r = view(d, *now);
-
-	if (GP_UNLIKELY(r == 0))
-		r = wait_held(d, now);
-	p = __atomic_load_n(&d->e->pace_ns, __ATOMIC_RELAXED);
-	do {
-		start = max64(p, *now);
-		next = start + cost * PPM / r;
-	} while (!__atomic_compare_exchange_n(&d->e->pace_ns, &p, next, 1, __ATOMIC_RELAXED,
-					      __ATOMIC_RELAXED));
 	for (;;) {
-		uint64_t until = start - TOLERANCE_NS;
+		uint64_t until = start - tol;
 
-		publish(d, *now, (next < *now + WANT_AHEAD_NS ? next : *now + WANT_AHEAD_NS) + GRACE_NS);
-		if (GP_LIKELY(start <= *now + TOLERANCE_NS))
-			break;
 		/* A low tenant wakes now and then to notice a high one;
 		 * everyone wakes to keep its demand published. */
 		if (gp__g.cfg.priority == GP_PRIO_LOW && until > *now + LOW_STEP_NS)
@@ -371,7 +368,30 @@ static inline __attribute__((always_inline)) uint32_t pace(struct sdev *d, uint6
 		*now = now_ns();
 		if (gp__g.cfg.priority == GP_PRIO_LOW)
 			(void)wait_held(d, now);
+		publish(d, *now, (next < *now + WANT_AHEAD_NS ? next : *now + WANT_AHEAD_NS) + GRACE_NS);
+		if (start <= *now + tol)
+			return;
 	}
+}
+
+static inline __attribute__((always_inline)) uint32_t pace(struct sdev *d, uint64_t cost,
+							       uint64_t *now)
+{
+	uint64_t t0 = *now, p, start, next, tol;
+	uint32_t r = view(d, *now);
+
+	if (GP_UNLIKELY(r == 0))
+		r = wait_held(d, now);
+	tol = r == PPM ? d->full_tolerance : TOLERANCE_NS;
+	p = __atomic_load_n(&d->e->pace_ns, __ATOMIC_RELAXED);
+	do {
+		start = max64(p, *now);
+		next = start + cost * PPM / r;
+	} while (!__atomic_compare_exchange_n(&d->e->pace_ns, &p, next, 1, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+	publish(d, *now, (next < *now + WANT_AHEAD_NS ? next : *now + WANT_AHEAD_NS) + GRACE_NS);
+	if (GP_UNLIKELY(start > *now + tol))
+		pace_wait(d, start, next, tol, now);
 	if (GP_UNLIKELY(*now > t0))
 		__atomic_add_fetch(&d->e->throttled_ns, *now - t0, __ATOMIC_RELAXED);
 	return r;
@@ -398,29 +418,45 @@ static inline void settle(struct sdev *d, int ord, uint64_t now)
  * way: it waits for that sample (up to UNKNOWN_WAIT_NS, so that a stream
  * waiting on this thread cannot deadlock it), since it may be the same
  * kernel, and otherwise a burst of it would all go charged a guess. */
-static inline uint64_t cost(struct sdev *d, int ord, uint64_t key, uint64_t *now, int *sample,
-			    int capturing)
+static __attribute__((noinline)) uint64_t cost_unknown(struct sdev *d, int ord, uint64_t key,
+							uint64_t *now, int capturing)
 {
-	uint64_t t0 = *now, c;
+	uint64_t t0 = *now, c = 0;
+	int young;
 
-	if (!capturing)
-		settle(d, ord, *now);
-	c = gp__meter_known(key);
-	if (GP_LIKELY(c)) {
-		*sample = !capturing && *now >= __atomic_load_n(&gp__meter_next[ord], __ATOMIC_RELAXED);
-		return c;
-	}
-	*sample = !capturing; /* no events while a capture is in progress */
 	while (!capturing && gp__meter_busy(ord) && *now - t0 < UNKNOWN_WAIT_NS) {
 		gp_sleep_until_ns(*now + UNKNOWN_STEP_NS);
 		*now = now_ns();
 		settle(d, ord, *now);
-		if ((c = gp__meter_known(key)))
+		if ((c = gp__meter_known(key, &young)))
 			break;
 	}
 	if (*now > t0)
 		__atomic_add_fetch(&d->e->throttled_ns, *now - t0, __ATOMIC_RELAXED);
 	return c ? c : gp__meter_guess(ord);
+}
+
+static inline uint64_t cost(struct sdev *d, int ord, uint64_t key, uint64_t *now, int *sample,
+			    int capturing)
+{
+	uint64_t c;
+	int young = 0;
+
+	if (GP_LIKELY(!capturing))
+		settle(d, ord, *now);
+	c = gp__meter_known(key, &young);
+	if (GP_LIKELY(c)) {
+		/* Every SAMPLE_LAUNCHES-th launch looks at the clock. */
+		uint32_t skip = __atomic_load_n(&gp__meter_skip[ord], __ATOMIC_RELAXED);
+
+		__atomic_store_n(&gp__meter_skip[ord], skip - (skip != 0), __ATOMIC_RELAXED);
+		*sample = (young || (!skip && *now >= __atomic_load_n(&gp__meter_next[ord],
+								      __ATOMIC_RELAXED))) &&
+			  !capturing;
+		return c;
+	}
+	*sample = !capturing; /* no events while a capture is in progress */
+	return cost_unknown(d, ord, key, now, capturing);
 }
 
 /* Is `stream` capturing?  Asked only while some capture is in progress. */
@@ -431,6 +467,14 @@ static int captured(CUstream stream)
 	return !gp__real_cuStreamIsCapturing ||
 	       gp__real_cuStreamIsCapturing(stream, &st) != CUDA_SUCCESS ||
 	       st != CU_STREAM_CAPTURE_STATUS_NONE;
+}
+
+static __attribute__((noinline)) void start_sample(struct gp__launch *l, uint64_t key,
+						    CUcontext ctx, CUstream stream)
+{
+	l->key = key;
+	l->stream = stream;
+	l->sampling = gp__meter_start(l->ord, ctx, stream);
 }
 
 int gp__share_begin(struct gp__launch *l, uint64_t key, CUstream stream, int ptsz)
@@ -455,37 +499,32 @@ int gp__share_begin(struct gp__launch *l, uint64_t key, CUstream stream, int pts
 	}
 	if (!(d = &sd[ord])->on)
 		return 0;
-	if (!stream && ptsz)
-		stream = CU_STREAM_PER_THREAD;
 	capturing = __atomic_load_n(&gp__captures, __ATOMIC_RELAXED) != 0;
-	if (GP_UNLIKELY(capturing) && captured(stream))
+	if (GP_UNLIKELY(capturing) && captured(!stream && ptsz ? CU_STREAM_PER_THREAD : stream))
 		return 0; /* recorded into a graph: runs nothing now */
 	now = now_ns();
 	l->ord = ord;
-	l->key = key;
-	l->stream = stream;
+	l->e = d->e;
 	l->cost = cost(d, ord, key, &now, &sample, capturing);
 	l->rate = pace(d, l->cost, &now);
 	l->now = now;
-	l->sampling = GP_UNLIKELY(sample) && gp__meter_start(ord, ctx, stream);
+	l->sampling = 0;
+	if (GP_UNLIKELY(sample))
+		start_sample(l, key, ctx, !stream && ptsz ? CU_STREAM_PER_THREAD : stream);
 	return 1;
 }
 
-CUresult gp__share_end(struct gp__launch *l, CUresult rc)
+CUresult gp__share_end_slow(struct gp__launch *l, CUresult rc)
 {
-	struct sdev *d = &sd[l->ord];
-
-	if (GP_UNLIKELY(l->sampling))
+	if (l->sampling)
 		gp__meter_stop(l->ord, l->stream, l->key, l->cost, l->rate, l->now,
 			       rc == CUDA_SUCCESS);
-	if (GP_UNLIKELY(rc != CUDA_SUCCESS)) {
+	if (rc != CUDA_SUCCESS) {
 		/* Refused: it takes no device time; give its pace back. */
-		__atomic_sub_fetch(&d->e->pace_ns, l->cost * PPM / l->rate, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&l->e->pace_ns, l->cost * PPM / l->rate, __ATOMIC_RELAXED);
 		return rc;
 	}
-	__atomic_add_fetch(&d->e->compute_ns, l->cost, __ATOMIC_RELAXED);
-	gp__act_stamp(d->e, l->ord, l->now);
-	return rc;
+	return gp__share_end_ok(l, rc);
 }
 
 void gp__share_pace(int ord, uint64_t key)
@@ -496,7 +535,9 @@ void gp__share_pace(int ord, uint64_t key)
 	if (ord < 0 || ord >= gp__g.ndev || !(d = &sd[ord])->on)
 		return;
 	now = now_ns();
-	c = gp__meter_known(key);
+	int young;
+
+	c = gp__meter_known(key, &young);
 	if (!c)
 		c = gp__meter_guess(ord);
 	(void)pace(d, c, &now);
