@@ -554,7 +554,8 @@ void gp__share_atfork(enum gp__fork_phase phase)
 			"other tenants' shares");
 	for (unsigned i = 0; i < GP_REGION_MAX_DEVS; i++) {
 		sd[i].slot = SLOT_NONE;
-		sd[i].pub_want = sd[i].pub_active = 0;
+		if (gp__g.node.hdr) /* else publishing stays switched off */
+			sd[i].pub_want = sd[i].pub_active = 0;
 		sd[i].view_until = 0;
 	}
 }
