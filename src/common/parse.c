@@ -274,3 +274,65 @@ unsigned gp_typo_distance(const char *a, const char *b)
 		}
 	return d[la][lb] > 3 ? 3 : d[la][lb];
 }
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629's table), or 0. */
+static size_t utf8_seq(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	/* The second byte's range excludes overlong forms, surrogates and
+	 * code points past U+10FFFF. */
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+char *gp_utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n) {
+			p += n;
+			continue;
+		}
+		/* A lead byte whose sequence the end of the string cut: drop
+		 * the tail rather than leave a '?' for a character that was
+		 * only truncated. */
+		if (*p >= 0xc2 && *p <= 0xf4) {
+			size_t k = 1;
+			while (p[k] >= 0x80 && p[k] <= 0xbf)
+				k++;
+			if (!p[k]) {
+				*p = '\0';
+				break;
+			}
+		}
+		*p++ = '?';
+	}
+	return s;
+}

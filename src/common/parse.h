@@ -59,4 +59,11 @@ const char *gp_list_next(const char **cursor, char sep, size_t *len);
  * or more count as 3. */
 unsigned gp_typo_distance(const char *a, const char *b);
 
+/* Make the NUL-terminated `s` valid UTF-8 in place, for text that goes
+ * into JSON (jansson refuses anything else): each byte that does not
+ * start or continue a well-formed sequence (overlong forms, surrogates and
+ * code points past U+10FFFF included) becomes '?', and a sequence cut
+ * short at the end (by snprintf's truncation) is dropped.  Returns s. */
+char *gp_utf8_fix(char *s);
+
 #endif

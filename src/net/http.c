@@ -2,10 +2,13 @@
 #include "net/http.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <sys/queue.h>
 #include <event2/util.h>
 #include <stdarg.h>
@@ -14,9 +17,16 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "net/addr.h"
+
+/* Accepts paused after the process ran out of descriptors (or memory)
+ * resume after this long; the pause is logged once, not per attempt. */
+#define ACCEPT_PAUSE_MS 500
 
 struct gp_http {
 	struct evhttp *ev;
@@ -24,7 +34,15 @@ struct gp_http {
 	const struct gp_http_route *routes;
 	void *arg;
 	int port;
+	struct event *resume;      /* re-enables accepts after a pause */
+	uint64_t paused_logged_ns; /* when a pause was last logged */
+	struct gp_http *next;      /* in `servers` */
 };
+
+/* The servers of the process, for the accept error callback: libevent
+ * hands it the listener and evhttp's own argument, not ours. */
+static struct gp_http *servers;
+static pthread_mutex_t servers_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct gp_http_req {
 	struct evhttp_request *ev;
@@ -63,6 +81,19 @@ static int path_matches(const char *pattern, const char *path)
 	return strcmp(pattern, path) == 0;
 }
 
+/* How many times the request carries header `name`.  evhttp reads the
+ * body by the first Content-Length; a second, different one is how a
+ * request is smuggled past a proxy that read the other. */
+static int header_count(struct evhttp_request *ev, const char *name)
+{
+	const struct evkeyval *kv;
+	int n = 0;
+
+	TAILQ_FOREACH(kv, evhttp_request_get_input_headers(ev), next)
+		n += evutil_ascii_strcasecmp(kv->key, name) == 0;
+	return n;
+}
+
 /* Dispatch one request through the route table. */
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -75,6 +106,13 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	rq.path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!rq.path || !*rq.path)
 		rq.path = "/";
+	if (header_count(ev, "Content-Length") > 1) {
+		/* Whatever followed the first length is not a request of its
+		 * own: answer and close the connection. */
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+		gp_http_reply_error(&rq, 400, "more than one Content-Length header");
+		goto out;
+	}
 	for (const struct gp_http_route *r = h->routes; r->path; r++) {
 		if (!path_matches(r->path, rq.path))
 			continue;
@@ -94,9 +132,50 @@ out:
 	free(rq.body);
 }
 
+static void resume_accepts(evutil_socket_t fd, short what, void *arg)
+{
+	struct gp_http *h = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(evhttp_bound_socket_get_listener(h->sock));
+}
+
+/* accept(2) failed.  Out of descriptors or memory, the connection waits in
+ * the backlog and the socket stays readable: accepting again at once would
+ * spin at full CPU and log every attempt.  Pause accepts for a while
+ * instead, and say so at most once a minute. */
+static void accept_error(struct evconnlistener *l, void *arg)
+{
+	struct gp_http *h;
+	int err = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+	uint64_t now = gp_now_ns();
+
+	(void)arg;
+	pthread_mutex_lock(&servers_lock);
+	for (h = servers; h && evhttp_bound_socket_get_listener(h->sock) != l; h = h->next)
+		;
+	pthread_mutex_unlock(&servers_lock);
+	if (!h)
+		return;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		gp_warn("http: accept: %s", strerror(err));
+		return;
+	}
+	evconnlistener_disable(l);
+	if (!h->paused_logged_ns || now - h->paused_logged_ns >= 60000000000ULL) {
+		gp_warn("http: accept: %s; pausing new connections (retrying every %d ms)",
+			strerror(err), ACCEPT_PAUSE_MS);
+		h->paused_logged_ns = now;
+	}
+	event_add(h->resume, &tv);
+}
+
 int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp_http_opts *o,
 		  const struct gp_http_route *routes, void *arg)
 {
+	int one = 1;
 	char host[256];
 	struct gp_http *h;
 	struct sockaddr_storage ss;
@@ -131,6 +210,23 @@ int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp
 		free(h);
 		return rc;
 	}
+	/* Accepted sockets inherit TCP_NODELAY from the listener (Linux): a
+	 * reply larger than one segment must not wait for the client's
+	 * delayed ACK (~40 ms on a kept-alive connection). */
+	if (setsockopt(evhttp_bound_socket_get_fd(h->sock), IPPROTO_TCP, TCP_NODELAY, &one,
+		       sizeof one) != 0)
+		gp_warn("http: TCP_NODELAY: %s", strerror(errno));
+	h->resume = evtimer_new(base, resume_accepts, h);
+	if (!h->resume) {
+		evhttp_free(h->ev);
+		free(h);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&servers_lock);
+	h->next = servers;
+	servers = h;
+	pthread_mutex_unlock(&servers_lock);
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(h->sock), accept_error);
 	if (getsockname(evhttp_bound_socket_get_fd(h->sock), (struct sockaddr *)&ss, &sl) == 0)
 		h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
 							 : ((struct sockaddr_in *)&ss)->sin_port);
@@ -147,8 +243,24 @@ void gp_http_stop(struct gp_http *h)
 {
 	if (!h)
 		return;
+	pthread_mutex_lock(&servers_lock);
+	for (struct gp_http **p = &servers; *p; p = &(*p)->next)
+		if (*p == h) {
+			*p = h->next;
+			break;
+		}
+	pthread_mutex_unlock(&servers_lock);
 	evhttp_free(h->ev);
+	event_free(h->resume);
 	free(h);
+}
+
+int gp_http_conn_fd(const struct gp_http_req *rq)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(rq->ev);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+
+	return bev ? bufferevent_getfd(bev) : -1;
 }
 
 const char *gp_http_method(const struct gp_http_req *rq)
@@ -304,5 +416,7 @@ void gp_http_reply_error(struct gp_http_req *rq, int status, const char *fmt, ..
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	gp_http_reply_json(rq, status, json_pack("{s:s}", "error", msg));
+	/* A message may quote what the client sent (a path of raw bytes) or
+	 * be cut by the buffer mid-character: JSON takes only UTF-8. */
+	gp_http_reply_json(rq, status, json_pack("{s:s}", "error", gp_utf8_fix(msg)));
 }

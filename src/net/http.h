@@ -3,7 +3,12 @@
  * A thin layer over libevent's evhttp: a table of routes (method + path,
  * exact or a prefix ending in '*'), hard caps on header and body sizes
  * (431 / 413 before a handler sees anything), JSON replies, and 404/405
- * for what no route takes.  Handlers run on the event loop's thread, one
+ * for what no route takes.  What no handler should have to think of is
+ * done here for every daemon: a request with two Content-Length headers
+ * is a 400 that closes the connection, error messages are made valid
+ * UTF-8 (a path of raw bytes is a 404, not a 500), replies are sent
+ * without Nagle's delay, and running out of descriptors pauses accepts
+ * instead of spinning on them.  Handlers run on the event loop's thread, one
  * at a time, and must reply exactly once.
  */
 #ifndef GP_NET_HTTP_H
@@ -67,6 +72,9 @@ const char *gp_http_query(struct gp_http_req *rq, const char *key);
 
 /* A request header, or NULL. */
 const char *gp_http_header(const struct gp_http_req *rq, const char *name);
+
+/* The connection's socket (diagnostics: its peer, its options), or -1. */
+int gp_http_conn_fd(const struct gp_http_req *rq);
 
 /* The body, NUL-terminated (it may contain NULs before *len). */
 const char *gp_http_body(struct gp_http_req *rq, size_t *len);

@@ -27,6 +27,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "net/http.h"
 #include "net/loop.h"
 #include "sched/extender_int.h"
@@ -89,6 +90,7 @@ static void reply_error(struct gp_http_req *rq, int status, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	gp_utf8_fix(msg); /* may quote the request, or be cut mid-character */
 	gp_info("%s %s: %d %s", gp_http_method(rq), gp_http_path(rq), status, msg);
 	gp_http_reply_json(rq, status, json_pack("{s:s}", "Error", msg));
 }
@@ -301,7 +303,7 @@ static void on_filter(struct gp_http_req *rq, void *arg)
 	unres = json_object();
 	if (podrc) {
 		res = json_pack("{s:n,s:n,s:n,s:n,s:s+}", "Nodes", "NodeNames", "FailedNodes",
-				"FailedAndUnresolvableNodes", "Error", "gpupool: ", podwhy);
+				"FailedAndUnresolvableNodes", "Error", "gpupool: ", gp_utf8_fix(podwhy));
 		json_decref(passed);
 		json_decref(failed);
 		json_decref(unres);
@@ -455,6 +457,7 @@ static void on_bind(struct gp_http_req *rq, void *arg)
 	x->n_bind++;
 	if (gp__ext_bind(x, ns, name, uid, node, why, sizeof why)) {
 		x->n_bind_failed++;
+		gp_utf8_fix(why);
 		gp_warn("bind %s/%s to %s: %s", ns, name, node, why);
 		gp_http_reply_json(rq, 200, json_pack("{s:s}", "Error", why));
 	} else {

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -158,9 +159,41 @@ static void test_list(void **state)
 	assert_null(gp_list_next(&cur, ',', &len));
 }
 
+/* Text for JSON: valid UTF-8 passes untouched, anything else becomes '?',
+ * a character cut by truncation is dropped. */
+static void test_utf8_fix(void **state)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+		{"plain ascii", "plain ascii"},
+		{"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+		{"raw \xe9\xff byte", "raw ?? byte"},
+		{"cut \xc3", "cut "},            /* truncated two-byte character */
+		{"cut \xe2\x82", "cut "},        /* truncated three-byte character */
+		{"cut \xf0\x9f\x98", "cut "},    /* truncated four-byte character */
+		{"\xc0\xaf overlong", "?? overlong"},
+		{"\xe0\x80\xaf overlong", "??? overlong"},
+		{"\xed\xa0\x80 surrogate", "??? surrogate"},
+		{"\xf4\x90\x80\x80 past U+10FFFF", "???? past U+10FFFF"},
+		{"\x80 lone continuation", "? lone continuation"},
+		{"\xc3 x", "? x"},               /* a lead byte not at the end */
+		{"", ""},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		char buf[64];
+		snprintf(buf, sizeof buf, "%s", cases[i].in);
+		if (strcmp(gp_utf8_fix(buf), cases[i].out) != 0)
+			fail_msg("case %zu: got \"%s\", want \"%s\"", i, buf, cases[i].out);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8_fix),
 		cmocka_unit_test(test_sizes),   cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_percent), cmocka_unit_test(test_u64),
 		cmocka_unit_test(test_format),  cmocka_unit_test(test_list),
