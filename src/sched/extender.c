@@ -311,7 +311,7 @@ static void on_filter(struct gp_http_req *rq, void *arg)
 		goto reply;
 	}
 	for (size_t i = 0; i < c.n; i++) {
-		enum gp_reject r;
+		enum gp_reject r, rn;
 		struct gp_node *empty;
 
 		if (x->pr.nctr == 0) { /* not a GPU pod: nothing for us to judge */
@@ -334,14 +334,24 @@ static void on_filter(struct gp_http_req *rq, void *arg)
 				json_array_append_new(passed, json_string(c.name[i]));
 			continue;
 		}
-		/* Would it fit on the node emptied?  If not, no preemption
-		 * helps: say so (with what can never fit), and kube-scheduler
-		 * will not try. */
+		/* The answer names the cause, the same words for every node
+		 * (kube-scheduler counts identical reasons: "12 gpupool: no GPU
+		 * with enough free memory"); the node's own figures go to the
+		 * debug log.  Would it fit on the node emptied?  If not, no
+		 * preemption helps: say so (with what can never fit), and
+		 * kube-scheduler will not try. */
 		empty = gp__ext_empty_copy(c.node[i]);
-		if (empty && gp_fit(empty, x->pr.req, never, sizeof never) != GP_FIT)
-			json_object_set_new(unres, c.name[i], reason(never));
-		else
-			json_object_set_new(failed, c.name[i], reason(why));
+		if (empty && (rn = gp_fit(empty, x->pr.req, never, sizeof never)) != GP_FIT) {
+			r = rn;
+			json_object_set_new(unres, c.name[i], reason(gp_reject_text(r)));
+			gp_debug("filter %s/%s: %s: %s (even empty)", x->pr.ns, x->pr.name,
+				 c.name[i], never);
+		} else {
+			json_object_set_new(failed, c.name[i], reason(gp_reject_text(r)));
+			gp_debug("filter %s/%s: %s: %s", x->pr.ns, x->pr.name, c.name[i], why);
+		}
+		if ((unsigned)r < GP_R__COUNT)
+			x->rejected[r]++;
 		gp_node_free(empty);
 	}
 	gp_debug("filter %s/%s: %zu of %zu nodes fit", x->pr.ns, x->pr.name,
@@ -475,21 +485,27 @@ static void on_healthz(struct gp_http_req *rq, void *arg)
 	int64_t last_ok, now = (int64_t)(gp_wall_ns() / 1000000u);
 	long stale_after = x->o.resync_ms * 3 > 30000 ? x->o.resync_ms * 3 : 30000;
 	char err[256], when[40];
+	json_t *rejected;
 	bool ok;
 
 	x->snap = gp__ext_cache_take(x->cache, x->snap);
 	gp__ext_cache_health(x->cache, &last_ok, err, sizeof err);
 	ok = now - last_ok <= stale_after;
 	gp_time_format(last_ok, when, sizeof when);
+	rejected = json_object();
+	for (unsigned r = 1; r < GP_R__COUNT; r++)
+		json_object_set_new(rejected, gp_reject_name((enum gp_reject)r),
+				    json_integer((json_int_t)x->rejected[r]));
 	gp_http_reply_json(rq, ok ? 200 : 503,
-			   json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:{s:I,s:I,s:I,s:I}}", "status",
+			   json_pack("{s:s,s:s,s:s,s:s,s:I,s:i,s:{s:I,s:I,s:I,s:I},s:o}", "status",
 				     ok ? "ok" : "stale", "lastSync", when, "lastError", err,
 				     "policy", x->policy_text, "nodes",
 				     (json_int_t)(x->snap ? x->snap->nnodes : 0), "gpuPods",
 				     x->snap ? (int)x->snap->gpu_pods : 0, "requests", "filter",
 				     (json_int_t)x->n_filter, "prioritize",
 				     (json_int_t)x->n_prioritize, "bind", (json_int_t)x->n_bind,
-				     "bindFailed", (json_int_t)x->n_bind_failed));
+				     "bindFailed", (json_int_t)x->n_bind_failed, "rejectedNodes",
+				     rejected));
 }
 
 static const struct gp_http_route routes[] = {

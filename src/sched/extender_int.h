@@ -79,6 +79,7 @@ struct gp__ext {
 	char replica[96];            /* this process, in lock holders */
 	unsigned long seq;           /* bind sequence, in lock holders */
 	unsigned long n_filter, n_prioritize, n_bind, n_bind_failed;
+	unsigned long rejected[GP_R__COUNT]; /* nodes filtered out, per cause */
 };
 
 /* --- extender_cache.c ----------------------------------------------------- */

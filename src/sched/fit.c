@@ -35,9 +35,30 @@ static const char *const reject_names[GP_R__COUNT] = {
 	[GP_R_TOGETHER] = "together",
 };
 
+static const char *const reject_texts[GP_R__COUNT] = {
+	[GP_FIT] = "fits",
+	[GP_R_CPU] = "not enough free CPU",
+	[GP_R_MEMORY] = "not enough free memory",
+	[GP_R_GPU_COUNT] = "not enough GPUs",
+	[GP_R_TYPE] = "no GPU of an allowed type",
+	[GP_R_UUID] = "no GPU with an allowed UUID",
+	[GP_R_HEALTH] = "the GPUs that qualify are unhealthy",
+	[GP_R_GPU_MEMORY] = "no GPU with enough free memory",
+	[GP_R_COMPUTE] = "no GPU with enough free compute",
+	[GP_R_SLICES] = "no GPU with a free tenant slot",
+	[GP_R_EXCLUSIVE] = "not enough idle GPUs for exclusive use",
+	[GP_R_NUMA] = "not enough GPUs on one NUMA node",
+	[GP_R_TOGETHER] = "the containers do not fit together",
+};
+
 const char *gp_reject_name(enum gp_reject r)
 {
 	return (unsigned)r < GP_R__COUNT ? reject_names[r] : "unknown";
+}
+
+const char *gp_reject_text(enum gp_reject r)
+{
+	return (unsigned)r < GP_R__COUNT ? reject_texts[r] : "does not fit";
 }
 
 void gp__why(char *why, size_t n, const char *fmt, ...)

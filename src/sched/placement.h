@@ -234,6 +234,11 @@ enum gp_reject {
 /* A short stable name for a reason code ("gpu-memory", "numa", ...). */
 const char *gp_reject_name(enum gp_reject r);
 
+/* The same cause in a few words for people ("no GPU with enough free
+ * memory"), the same for every node it applies to: kube-scheduler groups
+ * identical reasons into one line with a count. */
+const char *gp_reject_text(enum gp_reject r);
+
 /* One GPU given to one container. */
 struct gp_grant {
 	uint8_t gpu;          /* index of the GPU in the node */

@@ -273,8 +273,8 @@ def test_gpupool_sched_places_on_what_the_agent_writes(machine, api):
         machine.simctl("xid", 1, 79)
         body = until("the node to be refused", lambda: filtered()["NodeNames"] == [] and
                      filtered())
-        assert "2 of the 2 GPUs that qualify are unhealthy" in \
-            body["FailedAndUnresolvableNodes"]["node-1"], body
+        assert body["FailedAndUnresolvableNodes"]["node-1"] == \
+            "gpupool: the GPUs that qualify are unhealthy", body
     finally:
         stopped_cleanly(sched)
         assert agent.stop() == 0, agent.output()

@@ -152,6 +152,25 @@ def test_allocations_come_from_pods(env):
     assert body["NodeNames"] == ["node-c"], body
 
 
+def test_reasons_aggregate(env):
+    # One cause, one string, whatever the node's figures: kube-scheduler
+    # counts identical reasons ("3 gpupool: ...") instead of listing one
+    # line per node.  The per-cause counts are in /healthz.
+    api, sched, nodes = env
+    before = sched.get("/healthz")[1]["rejectedNodes"]
+    pod = api.pod("default", "pending-small")
+    lim = pod["spec"]["containers"][0]["resources"]["limits"]
+    lim.update({"gpupool.io/vgpu": "1", "gpupool.io/vgpu-memory": "200000"})
+    code, body = sched.post("filter", {"Pod": pod, "NodeNames": ["node-a", "node-b", "node-c"]})
+    reasons = {**body["FailedNodes"], **body["FailedAndUnresolvableNodes"]}
+    assert set(reasons) == {"node-a", "node-b", "node-c"}, body
+    assert set(reasons.values()) == {"gpupool: no GPU with enough free memory"}, body
+    after = sched.get("/healthz")[1]["rejectedNodes"]
+    assert after["gpu-memory"] == before["gpu-memory"] + 3, (before, after)
+    assert set(after) >= {"cpu", "memory", "gpu-count", "type", "uuid", "health", "gpu-memory",
+                          "compute", "slices", "exclusive", "numa", "together"}
+
+
 def test_healthz(env):
     api, sched, nodes = env
     code, body = sched.get("/healthz")
