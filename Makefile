@@ -41,6 +41,7 @@ SIM_CTL_SRC := src/sim/simctl.c
 SIM_CUDA_SRC := $(filter-out $(SIM_NVML_SRC) $(SIM_CTL_SRC),$(wildcard src/sim/*.c))
 CLI_SRC := $(wildcard src/cli/*.c)
 NET_SRC := $(wildcard src/net/*.c)
+PLACE_SRC := $(wildcard src/place/*.c)
 SCHED_SRC := $(wildcard src/sched/*.c)
 SCALER_SRC := $(wildcard src/scaler/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
@@ -57,6 +58,7 @@ SIM_NVML_OBJ := $(call obj,$(SIM_NVML_SRC))
 SIM_CTL_OBJ := $(call obj,$(SIM_CTL_SRC))
 CLI_OBJ := $(call obj,$(CLI_SRC))
 NET_OBJ := $(call obj,$(NET_SRC)) $(GEN_OBJ)
+PLACE_OBJ := $(call obj,$(PLACE_SRC))
 SCHED_OBJ := $(call obj,$(SCHED_SRC))
 SCALER_OBJ := $(call obj,$(SCALER_SRC))
 AGENT_OBJ := $(call obj,$(AGENT_SRC))
@@ -64,10 +66,10 @@ AGENT_OBJ := $(call obj,$(AGENT_SRC))
 # Programs link APP_PARTS; libgphook.a defines the driver's own symbols
 # (cuMemAlloc_v2, ...), so only the tests of its internals may link it:
 # anywhere else it would silently take the place of the driver.
-APP_PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a \
-	$(B)/libgpcommon.a
-PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpscaler.a $(B)/libgpnet.a \
-	$(B)/libgphook.a $(B)/libgpcommon.a
+APP_PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpplace.a $(B)/libgpscaler.a \
+	$(B)/libgpnet.a $(B)/libgpcommon.a
+PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpplace.a $(B)/libgpscaler.a \
+	$(B)/libgpnet.a $(B)/libgphook.a $(B)/libgpcommon.a
 
 HOOK_LIB := $(B)/libgpupool.so
 SIM_CUDA := $(B)/sim/libcuda.so.1
@@ -117,6 +119,9 @@ $(B)/libgpnet.a: $(NET_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(B)/libgpsched.a: $(SCHED_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgpplace.a: $(PLACE_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(B)/libgpscaler.a: $(SCALER_OBJ)

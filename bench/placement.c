@@ -41,8 +41,8 @@
 #include <unistd.h>
 
 #include "common/parse.h"
-#include "sched/pl_int.h" /* gp__placer_cache: the cold measurement */
-#include "sched/placement.h"
+#include "place/pl_int.h" /* gp__placer_cache: the cold measurement */
+#include "gpupool/placement.h"
 
 #define MAX_FILE (256u << 20)   /* bytes per input file */
 #define MAX_LINE 4096u

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "sched/annot.h"
-#include "sched/req.h"
+#include "sched/pod.h"
 
 /* How many of `resource` container c asks for (limits first, as kubelet
  * counts them), 0 when none. */

@@ -27,7 +27,7 @@
 #include "common/log.h"
 #include "net/http.h"
 #include "net/loop.h"
-#include "sched/req.h"
+#include "sched/pod.h"
 
 #define API_VERSION "admission.k8s.io/v1"
 #define DEFAULT_SCHEDULER "gpupool-scheduler"
@@ -40,7 +40,7 @@
  * ======================================================================== */
 
 /* What a GPU resource name is, for the webhook's own checks and patches.
- * Its meaning and most checks are sched/req.c's (the extender's parser);
+ * Its meaning and most checks are sched/pod.c's (the extender's parser);
  * this table only says where to look. */
 enum name_kind { N_COUNT, N_MEMORY, N_PERCENT, N_CORES, N_PRIORITY, N__COUNT };
 

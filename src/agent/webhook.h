@@ -11,7 +11,7 @@
  *
  * What a review decides, for a Pod CREATE whose containers (init
  * containers too) ask for gpupool's or HAMi's GPU resources (docs/sched.md,
- * "Resource names"), read with the extender's own parser (sched/req.h) so
+ * "Resource names"), read with the extender's own parser (sched/pod.h) so
  * the two never disagree:
  *   - spec.schedulerName is set to gpupool's scheduler, unless the pod
  *     names another non-default scheduler (then it is left, with a

@@ -14,7 +14,7 @@
 #include "common/parse.h"
 #include "net/client.h"
 #include "sched/extender.h"
-#include "sched/placement.h"
+#include "gpupool/placement.h"
 
 static const char help[] =
 	"usage: gpupool sched [options]\n"

@@ -30,7 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "sched/placement.h"
+#include "gpupool/placement.h"
 
 #define GP_ANNOT_NODE_STATE "gpupool.io/node-state"
 #define GP_ANNOT_ALLOC "gpupool.io/allocation"

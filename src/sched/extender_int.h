@@ -23,8 +23,8 @@
 #include "net/kube.h"
 #include "sched/annot.h"
 #include "sched/extender.h"
-#include "sched/placement.h"
-#include "sched/req.h"
+#include "gpupool/placement.h"
+#include "sched/pod.h"
 
 /* What pods hold on one node: their footprints, summed per GPU UUID. */
 struct gp__ext_use {

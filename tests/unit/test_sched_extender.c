@@ -1,6 +1,6 @@
 /* test_sched_extender.c - what the extender makes of pods and nodes before
  * placement decides: resource names, quantities and annotations into a
- * request (src/sched/req.c), and node state plus pod footprints into a
+ * request (src/sched/pod.c), and node state plus pod footprints into a
  * placement node (src/sched/extender_cache.c).  Requests are checked by
  * what fits where, so the meaning (not the struct) is what is tested. */
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 #include "common/clock.h"
 #include "sched/extender_int.h"
-#include "sched/req.h"
+#include "sched/pod.h"
 
 #define GiB ((uint64_t)1 << 30)
 #define MiB ((uint64_t)1 << 20)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sched/placement.h"
+#include "gpupool/placement.h"
 
 #define GiB (1ull << 30)
 #define MiB (1ull << 20)

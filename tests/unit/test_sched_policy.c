@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "sched/pl_int.h" /* gp__placer_cache, gp__placer_rng */
-#include "sched/placement.h"
+#include "place/pl_int.h" /* gp__placer_cache, gp__placer_rng */
+#include "gpupool/placement.h"
 
 #define GiB (1ull << 30)
 

@@ -12,7 +12,7 @@
 #include <strings.h>
 
 #include "common/parse.h"
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 static const char *const list_names[GP__L_COUNT] = {
 	[GP__L_TYPES] = "types",

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 #define CACHE_MIN_BITS 12
 #define CACHE_MAX_BITS 20

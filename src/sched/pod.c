@@ -1,6 +1,6 @@
-/* req.c - see req.h. */
+/* pod.c - see pod.h. */
 #include "common/errf.h"
-#include "sched/req.h"
+#include "sched/pod.h"
 
 #include <ctype.h>
 #include <errno.h>

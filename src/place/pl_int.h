@@ -7,13 +7,13 @@
  * measure work on.  A node keeps its gstate up to date on every change, so
  * the hot loops read a few cache lines per node and never touch strings.
  */
-#ifndef GP_SCHED_PL_INT_H
-#define GP_SCHED_PL_INT_H
+#ifndef GP_PLACE_PL_INT_H
+#define GP_PLACE_PL_INT_H
 
 #include <stdarg.h>
 #include <stdint.h>
 
-#include "sched/placement.h"
+#include "gpupool/placement.h"
 
 #define GP__MIB (1024ull * 1024ull)
 

@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "common/parse.h"
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 int gp_workload_new(struct gp_workload **out)
 {

@@ -36,8 +36,8 @@
  * `err` buffer (may be NULL) also write a sentence saying what was wrong.
  * Fit checks return an enum gp_reject, 0 meaning "fits".
  */
-#ifndef GP_SCHED_PLACEMENT_H
-#define GP_SCHED_PLACEMENT_H
+#ifndef GPUPOOL_PLACEMENT_H
+#define GPUPOOL_PLACEMENT_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 static _Atomic uint64_t next_uid = 1;
 

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 /* Depth-first search budget for placing several containers together. */
 #define SEARCH_STEPS 4096

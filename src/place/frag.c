@@ -31,7 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 #define MAX_MODELS 64u
 

@@ -11,7 +11,7 @@
 #include <strings.h>
 
 #include "common/parse.h"
-#include "sched/pl_int.h"
+#include "place/pl_int.h"
 
 static const struct {
 	const char *name;

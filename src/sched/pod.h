@@ -1,4 +1,4 @@
-/* req.h - what a pod asks for: its GPU resources and GPU annotations read
+/* pod.h - what a pod asks for: its GPU resources and GPU annotations read
  * into a placement request.
  *
  * Resource names (per container, limits first, then requests, as HAMi):
@@ -30,8 +30,8 @@
  * and punctuation ignored: vgpu-a100 and vgpu-a100-sxm4 match "NVIDIA
  * A100-SXM4-80GB", vgpu-a10 does not (no whole word "a10").
  */
-#ifndef GP_SCHED_REQ_H
-#define GP_SCHED_REQ_H
+#ifndef GP_SCHED_POD_H
+#define GP_SCHED_POD_H
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -39,7 +39,7 @@
 #include <stdint.h>
 
 #include "sched/annot.h"
-#include "sched/placement.h"
+#include "gpupool/placement.h"
 
 /* A pod's GPU containers beside the placement request: what the decision
  * annotation needs that placement does not keep. */
