@@ -43,6 +43,7 @@ RUN apt-get update \
       libcurl4-openssl-dev \
       libnghttp2-dev \
       libprotobuf-c-dev \
+      libyaml-dev \
       protobuf-c-compiler \
       libssl-dev \
  && rm -rf /var/lib/apt/lists/*
@@ -79,6 +80,7 @@ RUN apt-get update \
       libnghttp2-14 \
       libprotobuf-c1 \
       libssl3 \
+      libyaml-0-2 \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/gpupool /src/build/libgpupool.so /usr/local/gpupool/
 RUN chmod 0755 /usr/local/gpupool/gpupool \

@@ -28,7 +28,7 @@ LDLIBS := -ldl -lpthread
 # What the daemons (sched, scaler, agent, webhook) link; --as-needed drops
 # what a program does not use.  libevent_openssl and OpenSSL: the webhook's
 # HTTPS.
-DAEMON_LIBS := -Wl,--as-needed -levent_openssl -levent -lssl -lcrypto -ljansson -lcurl \
+DAEMON_LIBS := -Wl,--as-needed -levent_openssl -levent -lssl -lcrypto -ljansson -lyaml -lcurl \
 	-lnghttp2 -lprotobuf-c -lm
 
 obj = $(patsubst src/%.c,$(B)/obj/%.o,$(patsubst src/%.S,$(B)/obj/%.o,$(1)))

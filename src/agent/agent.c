@@ -310,7 +310,7 @@ int gp_agent_run(const struct gp_agent_config *c)
 	a->kubework_on = 1;
 	if (c->listen) {
 		struct gp_http_opts o = {.listen = c->listen, .max_body = 4096,
-					 .max_headers = 16384, .timeout_s = 30};
+					 .max_headers = 16384};
 
 		rc = gp_http_start(&http, gp_loop_base(loop), &o, gp__agent_routes, a);
 		if (rc) {

@@ -7,99 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/prom.h"
+
 #ifndef GP_VERSION
 #define GP_VERSION "0.1.0"
 #endif
-
-/* The text being built.  A scrape of a big node writes some ten thousand
- * lines, so this is a plain growing buffer with its own number formatting
- * rather than stdio (whose per-character locking dominated the scrape). */
-struct out {
-	char *p;
-	size_t len, cap;
-	int oom;
-};
-
-static void add(struct out *o, const char *s, size_t n)
-{
-	if (o->oom)
-		return;
-	if (o->len + n + 1 > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		char *p;
-
-		while (cap < o->len + n + 1)
-			cap *= 2;
-		p = realloc(o->p, cap);
-		if (!p) {
-			o->oom = 1;
-			return;
-		}
-		o->p = p;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
-}
-
-static void adds(struct out *o, const char *s)
-{
-	add(o, s, strlen(s));
-}
-
-/* A label value escaped as the text format wants (\\, \", \n). */
-static void esc(struct out *o, const char *s)
-{
-	const char *run = s;
-
-	for (; *s; s++) {
-		const char *rep = *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : *s == '\n' ? "\\n" : NULL;
-
-		if (!rep)
-			continue;
-		add(o, run, (size_t)(s - run));
-		add(o, rep, 2);
-		run = s + 1;
-	}
-	add(o, run, (size_t)(s - run));
-}
-
-/* " <value>\n": integers exactly, others with 15 significant digits (the
- * shortest that reads back as written for figures like 0.25 or 2.026). */
-static void value(struct out *o, double v)
-{
-	char buf[40];
-	int n;
-
-	if (v >= 0 && v < 9007199254740992.0 && v == (double)(uint64_t)v) {
-		uint64_t u = (uint64_t)v;
-		char *e = buf + sizeof buf, *q = e;
-
-		*--q = '\n';
-		do
-			*--q = (char)('0' + u % 10);
-		while ((u /= 10));
-		*--q = ' ';
-		add(o, q, (size_t)(e - q));
-		return;
-	}
-	n = snprintf(buf, sizeof buf, " %.15g\n", v);
-	add(o, buf, (size_t)n);
-}
-
-static void family(struct out *o, const char *name, const char *type, const char *help)
-{
-	adds(o, "# HELP ");
-	adds(o, name);
-	add(o, " ", 1);
-	adds(o, help);
-	adds(o, "\n# TYPE ");
-	adds(o, name);
-	add(o, " ", 1);
-	adds(o, type);
-	add(o, "\n", 1);
-}
 
 /* Labels are rendered once per scrape, without the closing brace, so that
  * a family's line is a name, a copy and a number. */
@@ -110,31 +22,20 @@ struct labels {
 	char *node;                    /* {node */
 };
 
-/* Take the text built in o as a string (o is left empty). */
-static char *take(struct out *o)
-{
-	char *p = o->oom ? NULL : o->p ? o->p : strdup("");
-
-	if (o->oom)
-		free(o->p);
-	*o = (struct out){0};
-	return p;
-}
-
 /* The labels of card g: {node,uuid,index,model */
-static void gpu_labels(struct out *o, const struct gp_agent_snap *s, const struct gp_agent_gpu *g)
+static void gpu_labels(struct gp_prom *o, const struct gp_agent_snap *s, const struct gp_agent_gpu *g)
 {
 	char idx[16];
 
-	adds(o, "{node=\"");
-	esc(o, s->node);
-	adds(o, "\",uuid=\"");
-	esc(o, g->uuid);
+	gp_prom_adds(o, "{node=\"");
+	gp_prom_esc(o, s->node);
+	gp_prom_adds(o, "\",uuid=\"");
+	gp_prom_esc(o, g->uuid);
 	snprintf(idx, sizeof idx, "\",index=\"%u", g->index);
-	adds(o, idx);
-	adds(o, "\",model=\"");
-	esc(o, g->model);
-	add(o, "\"", 1);
+	gp_prom_adds(o, idx);
+	gp_prom_adds(o, "\",model=\"");
+	gp_prom_esc(o, g->model);
+	gp_prom_add(o, "\"", 1);
 }
 
 /* --- physical cards ------------------------------------------------------- */
@@ -182,58 +83,58 @@ static const struct {
 	 g_procs},
 };
 
-static void gpus(struct out *o, const struct gp_agent_snap *s, const struct labels *l)
+static void gpus(struct gp_prom *o, const struct gp_agent_snap *s, const struct labels *l)
 {
 	char num[16];
 
-	family(o, "gpupool_gpu_info", "gauge",
+	gp_prom_family(o, "gpupool_gpu_info", "gauge",
 	       "A card of the node: its PCI bus id and NUMA node as labels; always 1");
 	for (unsigned i = 0; i < s->ngpu; i++) {
-		adds(o, "gpupool_gpu_info");
-		adds(o, l->gpu[i]);
-		adds(o, ",pci_bus_id=\"");
-		esc(o, s->gpu[i].pci);
+		gp_prom_adds(o, "gpupool_gpu_info");
+		gp_prom_adds(o, l->gpu[i]);
+		gp_prom_adds(o, ",pci_bus_id=\"");
+		gp_prom_esc(o, s->gpu[i].pci);
 		snprintf(num, sizeof num, "\",numa=\"%d\"}", s->gpu[i].numa);
-		adds(o, num);
-		value(o, 1);
+		gp_prom_adds(o, num);
+		gp_prom_value(o, 1);
 	}
 	for (size_t k = 0; k < sizeof gpu_families / sizeof *gpu_families; k++) {
-		family(o, gpu_families[k].name, gpu_families[k].type, gpu_families[k].help);
+		gp_prom_family(o, gpu_families[k].name, gpu_families[k].type, gpu_families[k].help);
 		for (unsigned i = 0; i < s->ngpu; i++) {
 			double v;
 
 			if (!gpu_families[k].get(&s->gpu[i], &v))
 				continue;
-			adds(o, gpu_families[k].name);
-			adds(o, l->gpu[i]);
-			add(o, "}", 1);
-			value(o, v);
+			gp_prom_adds(o, gpu_families[k].name);
+			gp_prom_adds(o, l->gpu[i]);
+			gp_prom_add(o, "}", 1);
+			gp_prom_value(o, v);
 		}
 	}
-	family(o, "gpupool_gpu_ecc_errors_total", "counter",
+	gp_prom_family(o, "gpupool_gpu_ecc_errors_total", "counter",
 	       "ECC errors since the driver loaded (volatile counters), by type");
 	for (unsigned i = 0; i < s->ngpu; i++)
 		for (int t = 0; t < 2; t++) {
 			if (s->gpu[i].ecc[t] == UINT64_MAX)
 				continue;
-			adds(o, "gpupool_gpu_ecc_errors_total");
-			adds(o, l->gpu[i]);
-			adds(o, t ? ",type=\"uncorrected\"}" : ",type=\"corrected\"}");
-			value(o, (double)s->gpu[i].ecc[t]);
+			gp_prom_adds(o, "gpupool_gpu_ecc_errors_total");
+			gp_prom_adds(o, l->gpu[i]);
+			gp_prom_adds(o, t ? ",type=\"uncorrected\"}" : ",type=\"corrected\"}");
+			gp_prom_value(o, (double)s->gpu[i].ecc[t]);
 		}
-	family(o, "gpupool_gpu_link_score", "gauge",
+	gp_prom_family(o, "gpupool_gpu_link_score", "gauge",
 	       "Link score to another card of the node (docs/protocol.md: SYS 0, NODE 10, PHB "
 	       "20, PXB 30, PIX 40, NVk 100+10k)");
 	for (unsigned i = 0; i < s->ngpu; i++)
 		for (unsigned j = 0; j < s->ngpu; j++) {
 			if (i == j)
 				continue;
-			adds(o, "gpupool_gpu_link_score");
-			adds(o, l->gpu[i]);
-			adds(o, ",peer_uuid=\"");
-			esc(o, s->gpu[j].uuid);
-			add(o, "\"}", 2);
-			value(o, s->gpu[i].link[j]);
+			gp_prom_adds(o, "gpupool_gpu_link_score");
+			gp_prom_adds(o, l->gpu[i]);
+			gp_prom_adds(o, ",peer_uuid=\"");
+			gp_prom_esc(o, s->gpu[j].uuid);
+			gp_prom_add(o, "\"}", 2);
+			gp_prom_value(o, s->gpu[i].link[j]);
 		}
 }
 
@@ -241,32 +142,32 @@ static void gpus(struct out *o, const struct gp_agent_snap *s, const struct labe
 
 /* {node,uuid,model,namespace,pod,container,pod_uid of a tenant's card (t
  * NULL: a process of no known tenant). */
-static void tenant_labels(struct out *o, const struct gp_agent_snap *s,
+static void tenant_labels(struct gp_prom *o, const struct gp_agent_snap *s,
 			  const struct gp_agent_gpu *g, const char *uuid,
 			  const struct gp_agent_tenant *t)
 {
-	adds(o, "{node=\"");
-	esc(o, s->node);
-	adds(o, "\",uuid=\"");
-	esc(o, g ? g->uuid : uuid);
-	adds(o, "\",model=\"");
-	esc(o, g ? g->model : "");
-	adds(o, "\",namespace=\"");
-	esc(o, t ? t->ns : "");
-	adds(o, "\",pod=\"");
-	esc(o, t ? t->pod : "");
-	adds(o, "\",container=\"");
-	esc(o, t ? t->container : "");
-	adds(o, "\",pod_uid=\"");
-	esc(o, t ? t->uid : "");
-	add(o, "\"", 1);
+	gp_prom_adds(o, "{node=\"");
+	gp_prom_esc(o, s->node);
+	gp_prom_adds(o, "\",uuid=\"");
+	gp_prom_esc(o, g ? g->uuid : uuid);
+	gp_prom_adds(o, "\",model=\"");
+	gp_prom_esc(o, g ? g->model : "");
+	gp_prom_adds(o, "\",namespace=\"");
+	gp_prom_esc(o, t ? t->ns : "");
+	gp_prom_adds(o, "\",pod=\"");
+	gp_prom_esc(o, t ? t->pod : "");
+	gp_prom_adds(o, "\",container=\"");
+	gp_prom_esc(o, t ? t->container : "");
+	gp_prom_adds(o, "\",pod_uid=\"");
+	gp_prom_esc(o, t ? t->uid : "");
+	gp_prom_add(o, "\"", 1);
 }
 
-static void processes(struct out *o, const struct gp_agent_snap *s)
+static void processes(struct gp_prom *o, const struct gp_agent_snap *s)
 {
 	char pid[32];
 
-	family(o, "gpupool_process_memory_used_bytes", "gauge",
+	gp_prom_family(o, "gpupool_process_memory_used_bytes", "gauge",
 	       "Device memory a process holds on a card (NVML), with its tenant's pod when "
 	       "known");
 	for (unsigned i = 0; i < s->ngpu; i++) {
@@ -275,11 +176,11 @@ static void processes(struct out *o, const struct gp_agent_snap *s)
 		for (unsigned p = 0; p < g->nproc; p++) {
 			int t = g->proc[p].tenant;
 
-			adds(o, "gpupool_process_memory_used_bytes");
+			gp_prom_adds(o, "gpupool_process_memory_used_bytes");
 			tenant_labels(o, s, g, NULL, t >= 0 ? &s->tenant[t] : NULL);
 			snprintf(pid, sizeof pid, ",pid=\"%u\"}", g->proc[p].pid);
-			adds(o, pid);
-			value(o, (double)g->proc[p].mem);
+			gp_prom_adds(o, pid);
+			gp_prom_value(o, (double)g->proc[p].mem);
 		}
 	}
 }
@@ -350,11 +251,11 @@ static const struct {
 
 /* gpupool_tenant_info: what is not a number about a tenant on a card, as
  * labels, so that dashboards can join it to the figures. */
-static void tenant_info(struct out *o, const struct gp_agent_snap *s, const struct labels *l)
+static void tenant_info(struct gp_prom *o, const struct gp_agent_snap *s, const struct labels *l)
 {
 	size_t n = 0;
 
-	family(o, "gpupool_tenant_info", "gauge",
+	gp_prom_family(o, "gpupool_tenant_info", "gauge",
 	       "A tenant on a card: its compute policy (hard, elastic, off) and priority (low, "
 	       "normal, high) as labels; always 1");
 	for (unsigned t = 0; t < s->ntenant; t++) {
@@ -365,25 +266,25 @@ static void tenant_info(struct out *o, const struct gp_agent_snap *s, const stru
 			const char *pol = gp_snap_policy_name(g->core_policy);
 			const char *pri = gp_snap_priority_name(g->priority);
 
-			adds(o, "gpupool_tenant_info");
-			adds(o, l->tgpu[n]);
-			adds(o, ",core_policy=\"");
-			adds(o, pol ? pol : "unknown");
-			adds(o, "\",priority=\"");
-			adds(o, pri ? pri : "unknown");
-			adds(o, "\"}");
-			value(o, 1);
+			gp_prom_adds(o, "gpupool_tenant_info");
+			gp_prom_adds(o, l->tgpu[n]);
+			gp_prom_adds(o, ",core_policy=\"");
+			gp_prom_adds(o, pol ? pol : "unknown");
+			gp_prom_adds(o, "\",priority=\"");
+			gp_prom_adds(o, pri ? pri : "unknown");
+			gp_prom_adds(o, "\"}");
+			gp_prom_value(o, 1);
 		}
 	}
 }
 
-static void tenants(struct out *o, const struct gp_agent_snap *s, const struct labels *l)
+static void tenants(struct gp_prom *o, const struct gp_agent_snap *s, const struct labels *l)
 {
 	tenant_info(o, s, l);
 	for (size_t k = 0; k < sizeof tenant_families / sizeof *tenant_families; k++) {
 		size_t n = 0;
 
-		family(o, tenant_families[k].name, tenant_families[k].type,
+		gp_prom_family(o, tenant_families[k].name, tenant_families[k].type,
 		       tenant_families[k].help);
 		for (unsigned t = 0; t < s->ntenant; t++) {
 			const struct gp_agent_tenant *tn = &s->tenant[t];
@@ -393,10 +294,10 @@ static void tenants(struct out *o, const struct gp_agent_snap *s, const struct l
 
 				if (!tenant_families[k].get(s, tn, &tn->gpu[i], &v))
 					continue;
-				adds(o, tenant_families[k].name);
-				adds(o, l->tgpu[n]);
-				add(o, "}", 1);
-				value(o, v);
+				gp_prom_adds(o, tenant_families[k].name);
+				gp_prom_adds(o, l->tgpu[n]);
+				gp_prom_add(o, "}", 1);
+				gp_prom_value(o, v);
 			}
 		}
 	}
@@ -404,7 +305,7 @@ static void tenants(struct out *o, const struct gp_agent_snap *s, const struct l
 
 /* --- the agent ------------------------------------------------------------ */
 
-static void agent(struct out *o, const struct gp_agent_snap *s, const struct gp_agent_counters *c,
+static void agent(struct gp_prom *o, const struct gp_agent_snap *s, const struct gp_agent_counters *c,
 		  const struct labels *l)
 {
 	const struct {
@@ -444,17 +345,17 @@ static void agent(struct out *o, const struct gp_agent_snap *s, const struct gp_
 		 c->idle_after_s},
 	};
 
-	family(o, "gpupool_agent_info", "gauge", "The agent's version; always 1");
-	adds(o, "gpupool_agent_info");
-	adds(o, l->node);
-	adds(o, ",version=\"" GP_VERSION "\"}");
-	value(o, 1);
+	gp_prom_family(o, "gpupool_agent_info", "gauge", "The agent's version; always 1");
+	gp_prom_adds(o, "gpupool_agent_info");
+	gp_prom_adds(o, l->node);
+	gp_prom_adds(o, ",version=\"" GP_VERSION "\"}");
+	gp_prom_value(o, 1);
 	for (size_t k = 0; k < sizeof fams / sizeof *fams; k++) {
-		family(o, fams[k].name, fams[k].type, fams[k].help);
-		adds(o, fams[k].name);
-		adds(o, l->node);
-		add(o, "}", 1);
-		value(o, fams[k].v);
+		gp_prom_family(o, fams[k].name, fams[k].type, fams[k].help);
+		gp_prom_adds(o, fams[k].name);
+		gp_prom_adds(o, l->node);
+		gp_prom_add(o, "}", 1);
+		gp_prom_value(o, fams[k].v);
 	}
 }
 
@@ -471,7 +372,7 @@ static void free_labels(struct labels *l, size_t ntgpu)
 /* Render every label set once.  Returns 0 or -ENOMEM. */
 static int make_labels(const struct gp_agent_snap *s, struct labels *l, size_t *ntgpu)
 {
-	struct out o = {0};
+	struct gp_prom o = {0};
 	size_t n = 0;
 
 	*ntgpu = 0;
@@ -482,7 +383,7 @@ static int make_labels(const struct gp_agent_snap *s, struct labels *l, size_t *
 		return -ENOMEM;
 	for (unsigned i = 0; i < s->ngpu; i++) {
 		gpu_labels(&o, s, &s->gpu[i]);
-		if (!(l->gpu[i] = take(&o)))
+		if (!(l->gpu[i] = gp_prom_take(&o)))
 			return -ENOMEM;
 	}
 	for (unsigned t = 0; t < s->ntenant; t++) {
@@ -492,21 +393,21 @@ static int make_labels(const struct gp_agent_snap *s, struct labels *l, size_t *
 			const struct gp_agent_tgpu *g = &tn->gpu[i];
 
 			tenant_labels(&o, s, g->gpu >= 0 ? &s->gpu[g->gpu] : NULL, g->uuid, tn);
-			if (!(l->tgpu[(*ntgpu)++] = take(&o)))
+			if (!(l->tgpu[(*ntgpu)++] = gp_prom_take(&o)))
 				return -ENOMEM;
 		}
 	}
-	adds(&o, "{node=\"");
-	esc(&o, s->node);
-	add(&o, "\"", 1);
-	return (l->node = take(&o)) ? 0 : -ENOMEM;
+	gp_prom_adds(&o, "{node=\"");
+	gp_prom_esc(&o, s->node);
+	gp_prom_add(&o, "\"", 1);
+	return (l->node = gp_prom_take(&o)) ? 0 : -ENOMEM;
 }
 
 int gp_agent_metrics(const struct gp_agent_snap *s, const struct gp_agent_counters *c,
 		     char **out, size_t *len)
 {
 	struct labels l = {0};
-	struct out o = {0};
+	struct gp_prom o = {0};
 	size_t ntgpu;
 	int rc = make_labels(s, &l, &ntgpu);
 
@@ -520,7 +421,7 @@ int gp_agent_metrics(const struct gp_agent_snap *s, const struct gp_agent_counte
 		tenants(&o, s, &l);
 		agent(&o, s, c, &l);
 		*len = o.len;
-		*out = take(&o);
+		*out = gp_prom_take(&o);
 		rc = *out ? 0 : -ENOMEM;
 	}
 	free_labels(&l, ntgpu);

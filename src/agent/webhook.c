@@ -920,7 +920,7 @@ int gp_webhook_run(const struct gp_webhook_config *c)
 	 * sends still more (over TLS its own 413 rarely reaches a client
 	 * that is still sending). */
 	struct gp_http_opts ho = {.listen = c->listen, .max_body = max_body + ((size_t)1 << 20),
-				  .max_headers = 16384, .timeout_s = 30,
+				  .max_headers = 16384,
 				  .bevcb = tls_bev};
 	struct gp_http *http = NULL;
 	char why[WHY_MAX];

@@ -50,7 +50,7 @@ static const char help[] =
 	"                             long a crashed replica can block a node\n"
 	"      --bind-lock-wait DUR   how long a bind waits for another's lock before\n"
 	"                             failing (5s; kube-scheduler then retries)\n"
-	"      --resync DUR           how often nodes and pods are re-read (10s)\n"
+	"      --resync DUR           rebuild the view this often even without changes (5s)\n"
 	"      --node-state-max-age DUR  refuse nodes whose node-state is older than\n"
 	"                             this (needs the agent's \"updated\"; 0 = never, the\n"
 	"                             default)\n"
@@ -110,7 +110,7 @@ int gp_cli_sched(int argc, char **argv)
 			.policy = "ours",
 			.lock_ttl_ms = 15000,
 			.lock_wait_ms = 5000,
-			.resync_ms = 10000,
+			.resync_ms = 5000,
 			.max_body = 32u << 20,
 			.max_nodes = 10000,
 			.kube = {.timeout_ms = 10000, .max_body = (size_t)64 << 20,

@@ -28,6 +28,8 @@
  * resume after this long; the pause is logged once, not per attempt. */
 #define ACCEPT_PAUSE_MS 500
 
+struct conn;
+
 struct gp_http {
 	struct evhttp *ev;
 	struct evhttp_bound_socket *sock;
@@ -37,6 +39,37 @@ struct gp_http {
 	struct event *resume;      /* re-enables accepts after a pause */
 	uint64_t paused_logged_ns; /* when a pause was last logged */
 	struct gp_http *next;      /* in `servers` */
+	struct event_base *base;
+	/* The caller's bevcb (NULL: plain sockets); ours wraps it. */
+	struct bufferevent *(*bevcb)(struct event_base *base, void *arg);
+	void *bevcb_arg;
+	struct timeval request_tv; /* the request deadline */
+	struct conn **byfd;        /* watched connections by descriptor */
+	int nbyfd;                 /* slots in byfd */
+	int unwatched_logged;      /* said once that one could not be watched */
+};
+
+/* The request deadline of one connection.  evhttp's own timeout restarts
+ * at every byte read, so it bounds silence, not a request; this bounds a
+ * request.  It watches the bytes the connection's bufferevent puts in its
+ * input buffer (after TLS, if any: an evbuffer callback, so no layer is
+ * added and nothing is copied), arms a timer at the first byte of a
+ * request, disarms it when evhttp hands the complete request to dispatch,
+ * and listens again once the reply is sent.  Made at the connection's
+ * first byte, freed by evhttp's close callback. */
+enum conn_state {
+	CONN_IDLE,    /* between requests: only the idle timeout applies */
+	CONN_READING, /* a request has begun: the deadline runs */
+	CONN_BUSY,    /* read whole, its reply not yet sent */
+};
+
+struct conn {
+	struct gp_http *h;
+	struct bufferevent *bev;
+	struct evhttp_connection *evcon;
+	struct event *deadline;
+	int fd;
+	enum conn_state state;
 };
 
 /* The servers of the process, for the accept error callback: libevent
@@ -51,6 +84,7 @@ struct gp_http_req {
 	int query_parsed;
 	char *body;                /* copied and NUL-terminated lazily */
 	size_t body_len;
+	int heap;                  /* from gp_http_defer: freed by the reply */
 };
 
 static const char *method_name(enum evhttp_cmd_type c)
@@ -94,6 +128,173 @@ static int header_count(struct evhttp_request *ev, const char *name)
 	return n;
 }
 
+/* --- the request deadline ------------------------------------------------- */
+
+static void start_deadline(struct conn *c)
+{
+	c->state = CONN_READING;
+	evtimer_add(c->deadline, &c->h->request_tv);
+}
+
+/* The deadline passed before the request was read whole: close the
+ * connection (evhttp frees the unfinished request, and its close callback
+ * frees c). */
+static void deadline_hit(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state != CONN_READING)
+		return;
+	gp_debug("http: a request on descriptor %d not complete after %ld s; closing it", c->fd,
+		 (long)c->h->request_tv.tv_sec);
+	evhttp_connection_free(c->evcon);
+}
+
+/* Bytes came in: the first after a reply begins the next request. */
+static void more_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)in;
+	if (info->n_added && c->state == CONN_IDLE)
+		start_deadline(c);
+}
+
+/* The reply went out whole; bytes already here (pipelined) begin the next
+ * request now. */
+static void reply_sent(struct evhttp_request *ev, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)ev;
+	c->state = CONN_IDLE;
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+		start_deadline(c);
+}
+
+/* evhttp closes the connection: forget it. */
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)evcon;
+	if (c->fd < c->h->nbyfd && c->h->byfd[c->fd] == c)
+		c->h->byfd[c->fd] = NULL;
+	evbuffer_remove_cb(bufferevent_get_input(c->bev), more_bytes, c);
+	event_free(c->deadline);
+	free(c);
+}
+
+static struct gp_http *server_of(const struct evhttp *ev)
+{
+	struct gp_http *h;
+
+	pthread_mutex_lock(&servers_lock);
+	for (h = servers; h && h->ev != ev; h = h->next)
+		;
+	pthread_mutex_unlock(&servers_lock);
+	return h;
+}
+
+/* Index c by its descriptor.  Returns 0 or -ENOMEM. */
+static int byfd_put(struct gp_http *h, struct conn *c)
+{
+	if (c->fd >= h->nbyfd) {
+		int n = h->nbyfd ? h->nbyfd : 64;
+		struct conn **t;
+		while (n <= c->fd)
+			n *= 2;
+		t = realloc(h->byfd, (size_t)n * sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		memset(t + h->nbyfd, 0, (size_t)(n - h->nbyfd) * sizeof *t);
+		h->byfd = t;
+		h->nbyfd = n;
+	}
+	h->byfd[c->fd] = c;
+	return 0;
+}
+
+/* The first bytes of a connection (an evbuffer callback on its input, set
+ * by new_bev): begin watching it, and its first request's deadline.  Done
+ * here rather than at accept, because evhttp gives no hook after it has
+ * made the connection, and a connection that never sends a byte must cost
+ * nothing (health probes connect and close).  evhttp passes the
+ * connection as its bufferevent callbacks' argument (libevent 2.0 to
+ * 2.2); it is checked against the bufferevent before use. */
+static void first_bytes(struct evbuffer *in, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct bufferevent *bev = arg;
+	struct evhttp_connection *evcon;
+	struct gp_http *h;
+	struct conn *c;
+	void *cbarg = NULL;
+
+	if (!info->n_added)
+		return;
+	evbuffer_remove_cb(in, first_bytes, bev); /* once, whatever follows */
+	bufferevent_getcb(bev, NULL, NULL, NULL, &cbarg);
+	evcon = cbarg;
+	if (!evcon || evhttp_connection_get_bufferevent(evcon) != bev)
+		return;
+	h = server_of(evhttp_connection_get_server(evcon));
+	if (!h)
+		return;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto fail;
+	c->h = h;
+	c->bev = bev;
+	c->evcon = evcon;
+	c->fd = bufferevent_getfd(bev);
+	c->deadline = evtimer_new(h->base, deadline_hit, c);
+	if (c->fd < 0 || !c->deadline || byfd_put(h, c) != 0)
+		goto fail;
+	if (!evbuffer_add_cb(in, more_bytes, c)) {
+		h->byfd[c->fd] = NULL;
+		goto fail;
+	}
+	evhttp_connection_set_closecb(evcon, conn_closed, c);
+	start_deadline(c);
+	return;
+fail:
+	if (!h->unwatched_logged) {
+		gp_warn("http: cannot watch a connection (out of memory?): it is served without a request deadline");
+		h->unwatched_logged = 1;
+	}
+	if (c && c->deadline)
+		event_free(c->deadline);
+	free(c);
+}
+
+/* evhttp's bevcb: the caller's bufferevent (or a plain socket one, as
+ * evhttp would make), with first_bytes watching what arrives. */
+static struct bufferevent *new_bev(struct event_base *base, void *arg)
+{
+	struct gp_http *h = arg;
+	struct bufferevent *bev = h->bevcb ? h->bevcb(base, h->bevcb_arg)
+					   : bufferevent_socket_new(base, -1, 0);
+
+	/* Without the callback (out of memory) it is served unwatched. */
+	if (bev)
+		(void)evbuffer_add_cb(bufferevent_get_input(bev), first_bytes, bev);
+	return bev;
+}
+
+/* The watched connection a request came on, or NULL. */
+static struct conn *conn_of(const struct gp_http *h, struct evhttp_request *ev)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	int fd = bev ? bufferevent_getfd(bev) : -1;
+
+	if (fd < 0 || fd >= h->nbyfd || !h->byfd[fd] || h->byfd[fd]->evcon != evcon)
+		return NULL;
+	return h->byfd[fd];
+}
+
 /* Dispatch one request through the route table. */
 static void dispatch(struct evhttp_request *ev, void *arg)
 {
@@ -102,7 +303,14 @@ static void dispatch(struct evhttp_request *ev, void *arg)
 	struct gp_http_req rq = {.ev = ev};
 	const char *method = method_name(evhttp_request_get_command(ev));
 	int path_known = 0;
+	struct conn *c = conn_of(h, ev);
 
+	/* Read whole: the deadline stops; the handler's time is its own. */
+	if (c) {
+		evtimer_del(c->deadline);
+		c->state = CONN_BUSY;
+		evhttp_request_set_on_complete_cb(ev, reply_sent, c);
+	}
 	rq.path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!rq.path || !*rq.path)
 		rq.path = "/";
@@ -130,6 +338,34 @@ out:
 	if (rq.query_parsed)
 		evhttp_clear_headers(&rq.query);
 	free(rq.body);
+}
+
+struct gp_http_req *gp_http_defer(struct gp_http_req *rq)
+{
+	struct gp_http_req *d = calloc(1, sizeof *d);
+
+	if (!d)
+		return NULL;
+	/* The body moves over; the parsed query does not (a TAILQ head
+	 * cannot be copied): the copy parses it again if asked. */
+	d->ev = rq->ev;
+	d->path = rq->path;
+	d->body = rq->body;
+	d->body_len = rq->body_len;
+	d->heap = 1;
+	rq->body = NULL;
+	return d;
+}
+
+/* After the reply: a deferred request is freed with what it holds. */
+static void done(struct gp_http_req *rq)
+{
+	if (!rq->heap)
+		return;
+	if (rq->query_parsed)
+		evhttp_clear_headers(&rq->query);
+	free(rq->body);
+	free(rq);
 }
 
 static void resume_accepts(evutil_socket_t fd, short what, void *arg)
@@ -189,6 +425,11 @@ int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp
 		return -ENOMEM;
 	h->routes = routes;
 	h->arg = arg;
+	h->base = base;
+	h->bevcb = o->bevcb;
+	h->bevcb_arg = o->bevcb_arg;
+	h->request_tv.tv_sec = o->request_timeout_s > 0 ? o->request_timeout_s
+							: GP_HTTP_REQUEST_TIMEOUT_S;
 	h->ev = evhttp_new(base);
 	if (!h->ev) {
 		free(h);
@@ -196,13 +437,14 @@ int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp
 	}
 	evhttp_set_max_body_size(h->ev, (ev_ssize_t)o->max_body);
 	evhttp_set_max_headers_size(h->ev, (ev_ssize_t)(o->max_headers ? o->max_headers : 16384));
-	evhttp_set_timeout(h->ev, o->timeout_s > 0 ? o->timeout_s : 30);
+	/* evhttp's timeout restarts at each byte read or written: it is the
+	 * idle timeout; the request deadline is first_bytes' work. */
+	evhttp_set_timeout(h->ev, o->idle_timeout_s > 0 ? o->idle_timeout_s : GP_HTTP_IDLE_TIMEOUT_S);
 	evhttp_set_allowed_methods(h->ev, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						  EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH |
 						  EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(h->ev, dispatch, h);
-	if (o->bevcb)
-		evhttp_set_bevcb(h->ev, o->bevcb, o->bevcb_arg);
+	evhttp_set_bevcb(h->ev, new_bev, h);
 	h->sock = evhttp_bind_socket_with_handle(h->ev, host, (ev_uint16_t)port);
 	if (!h->sock) {
 		rc = errno ? -errno : -EADDRNOTAVAIL;
@@ -250,8 +492,9 @@ void gp_http_stop(struct gp_http *h)
 			break;
 		}
 	pthread_mutex_unlock(&servers_lock);
-	evhttp_free(h->ev);
+	evhttp_free(h->ev); /* closes the connections: conn_closed for each */
 	event_free(h->resume);
+	free(h->byfd);
 	free(h);
 }
 
@@ -301,7 +544,12 @@ const char *gp_http_segment(const struct gp_http_req *rq, unsigned i, char *buf,
 		free(dec);
 		return NULL;
 	}
+	/* Not UTF-8 ("%ff"): gp_utf8_fix would change it. */
 	memcpy(buf, dec, len + 1);
+	if (strcmp(gp_utf8_fix(buf), dec) != 0) {
+		free(dec);
+		return NULL;
+	}
 	free(dec);
 	return buf;
 }
@@ -369,6 +617,7 @@ void gp_http_reply(struct gp_http_req *rq, int status, const char *content_type,
 	evhttp_send_reply(rq->ev, status, NULL, out);
 	if (out)
 		evbuffer_free(out);
+	done(rq);
 }
 
 static void free_body(const void *data, size_t len, void *arg)
@@ -393,6 +642,7 @@ void gp_http_reply_owned(struct gp_http_req *rq, int status, const char *content
 	evhttp_send_reply(rq->ev, status, NULL, out);
 	if (out)
 		evbuffer_free(out);
+	done(rq);
 }
 
 void gp_http_reply_json(struct gp_http_req *rq, int status, json_t *doc)

@@ -7,9 +7,12 @@
  * done here for every daemon: a request with two Content-Length headers
  * is a 400 that closes the connection, error messages are made valid
  * UTF-8 (a path of raw bytes is a 404, not a 500), replies are sent
- * without Nagle's delay, and running out of descriptors pauses accepts
- * instead of spinning on them.  Handlers run on the event loop's thread, one
- * at a time, and must reply exactly once.
+ * without Nagle's delay, running out of descriptors pauses accepts
+ * instead of spinning on them, idle kept-alive connections outlive the
+ * clients' own idle limit, and a request that arrives too slowly is cut
+ * off (see gp_http_opts).  Handlers run on the event loop's thread, one
+ * at a time, and must reply exactly once: before they return, or later
+ * (from the loop's thread) on the request gp_http_defer gives them.
  */
 #ifndef GP_NET_HTTP_H
 #define GP_NET_HTTP_H
@@ -30,12 +33,32 @@ struct gp_http_route {
 	gp_http_handler fn;
 };
 
+/* Defaults for the two timeouts below.  Idle: longer than the 90 s that
+ * Go's HTTP client (kube-scheduler, KEDA) keeps an idle connection, so
+ * that the server never closes one just as the client sends on it (the
+ * client then sees EOF and fails the request).  Request: how long a client
+ * may take to send one whole request. */
+#define GP_HTTP_IDLE_TIMEOUT_S 120
+#define GP_HTTP_REQUEST_TIMEOUT_S 30
+
 struct gp_http_opts {
 	const char *listen;  /* "127.0.0.1:8080", "[::1]:8080", ":8080" (every
 	                        address); port 0 picks a free one */
 	size_t max_body;     /* larger request bodies are refused with 413 */
 	size_t max_headers;  /* more header bytes than this: 431 */
-	int timeout_s;       /* a client silent this long is dropped */
+	/* A connection with no request in flight that stays silent this long
+	 * is closed (also the limit on a reply the client does not read).
+	 * 0: GP_HTTP_IDLE_TIMEOUT_S.  Keep it above the clients' own idle
+	 * limit (90 s for Go). */
+	int idle_timeout_s;
+	/* A request's line, headers and body must all arrive within this
+	 * long of its first byte, or the connection is closed without a
+	 * reply: a client trickling bytes cannot hold a connection (every
+	 * byte would restart the idle timeout).  The handler's own time does
+	 * not count, and each request on a kept-alive connection has its own
+	 * deadline.  Over TLS it counts from the first byte after the
+	 * handshake.  0: GP_HTTP_REQUEST_TIMEOUT_S. */
+	int request_timeout_s;
 	/* Optional: makes each accepted connection's bufferevent, e.g. TLS
 	 * over the socket (evhttp_set_bevcb; evhttp sets the descriptor).
 	 * NULL: plain HTTP.  It must not return NULL: evhttp would then
@@ -63,8 +86,9 @@ const char *gp_http_method(const struct gp_http_req *rq);
 const char *gp_http_path(const struct gp_http_req *rq);
 
 /* Path segment i (0-based; "/a/b%2Fc" has "a" and "b/c"), percent-decoded
- * into buf.  Returns buf, or NULL if there is no such segment or it does
- * not fit. */
+ * into buf.  Returns buf, or NULL if there is no such segment, it does
+ * not fit, or it decodes to a NUL or to bytes that are not UTF-8 (no name
+ * is either, and JSON could not quote it back: a handler answers 404). */
 const char *gp_http_segment(const struct gp_http_req *rq, unsigned i, char *buf, size_t n);
 
 /* A query parameter, decoded, or NULL. */
@@ -81,6 +105,13 @@ const char *gp_http_body(struct gp_http_req *rq, size_t *len);
 
 /* The body parsed as JSON; NULL with a message in err when it is not. */
 json_t *gp_http_body_json(struct gp_http_req *rq, char *err, size_t n);
+
+/* Keep the request past the handler's return, to reply later from the
+ * loop's thread (after work done elsewhere).  The handler must no longer
+ * use rq; the copy returned is valid until its reply, which frees it.  If
+ * the client has gone meanwhile, the reply is dropped.  NULL when out of
+ * memory: then reply to rq at once. */
+struct gp_http_req *gp_http_defer(struct gp_http_req *rq) __attribute__((warn_unused_result));
 
 /* --- the reply (exactly one per request) ---------------------------------- */
 

@@ -174,12 +174,21 @@ static int status_errno(long status, const char *reason)
 	return -EIO;
 }
 
-/* One request.  `body` is serialised when not NULL.  Returns 0 with the
- * parsed answer in *out (when out is not NULL), or an errno as in kube.h. */
-static int call(struct gp_kube *k, const char *method, const char *path, const char *ctype,
-		json_t *body, json_t **out, struct gp_kube_err *e)
+/* The client options and headers every request carries. */
+struct prep {
+	struct gp_client_opts o;
+	const char *headers[5];
+	char ct[96];
+	char *auth, *url;
+};
+
+static int prepare(struct gp_kube *k, const char *path, const char *ctype, struct prep *p,
+		   struct gp_kube_err *e)
 {
-	struct gp_client_opts o = {
+	int nh = 0;
+
+	memset(p, 0, sizeof *p);
+	p->o = (struct gp_client_opts){
 		.timeout_ms = k->timeout_ms,
 		.max_body = k->max_body,
 		.ca_file = k->kc.ca_file,
@@ -193,44 +202,72 @@ static int call(struct gp_kube *k, const char *method, const char *path, const c
 		.user = k->kc.user,
 		.password = k->kc.password,
 	};
+	/* The token goes in a header of our own: no length limit but ours. */
+	pthread_mutex_lock(&k->lock);
+	refresh_token(k);
+	if (k->token && asprintf(&p->auth, "Authorization: Bearer %s", k->token) < 0)
+		p->auth = NULL;
+	pthread_mutex_unlock(&k->lock);
+	if (asprintf(&p->url, "%s%s", k->kc.server, path) < 0) {
+		p->url = NULL;
+		seterr(e, 0, NULL, "out of memory");
+		return -ENOMEM;
+	}
+	p->headers[nh++] = "Accept: application/json";
+	p->headers[nh++] = "User-Agent: gpupool";
+	if (ctype) {
+		snprintf(p->ct, sizeof p->ct, "Content-Type: %s", ctype);
+		p->headers[nh++] = p->ct;
+	}
+	if (p->auth)
+		p->headers[nh++] = p->auth;
+	p->headers[nh] = NULL;
+	atomic_fetch_add(&k->requests, 1);
+	return 0;
+}
+
+static void prep_free(struct prep *p)
+{
+	free(p->auth);
+	free(p->url);
+}
+
+/* An answer that is not 2xx: its Status object into e, the errno back. */
+static int failed(const char *method, const char *path, const struct gp_client_resp *r,
+		  json_t *doc, struct gp_kube_err *e)
+{
+	const char *reason = json_string_value(json_object_get(doc, "reason"));
+	const char *msg = json_string_value(json_object_get(doc, "message"));
+
+	seterr(e, r->status, reason, "%s %s: %ld %s", method, path, r->status,
+	       msg ? msg : (reason ? reason : "(no message)"));
+	return status_errno(r->status, reason ? reason : "");
+}
+
+/* One request.  `body` is serialised when not NULL.  Returns 0 with the
+ * parsed answer in *out (when out is not NULL), or an errno as in kube.h. */
+static int call(struct gp_kube *k, const char *method, const char *path, const char *ctype,
+		json_t *body, json_t **out, struct gp_kube_err *e)
+{
 	struct gp_client_resp r;
-	const char *headers[5];
-	char ct[96], *auth = NULL, *url = NULL, *text = NULL;
+	struct prep p;
+	char *text = NULL;
 	json_t *doc = NULL;
 	json_error_t je;
-	int nh = 0, rc;
+	int rc;
 
 	memset(e, 0, sizeof *e);
 	if (out)
 		*out = NULL;
-	/* The token goes in a header of our own: no length limit but ours. */
-	pthread_mutex_lock(&k->lock);
-	refresh_token(k);
-	if (k->token && asprintf(&auth, "Authorization: Bearer %s", k->token) < 0)
-		auth = NULL;
-	pthread_mutex_unlock(&k->lock);
-	if (asprintf(&url, "%s%s", k->kc.server, path) < 0) {
-		url = NULL;
-		rc = -ENOMEM;
-		seterr(e, 0, NULL, "out of memory");
+	if ((rc = prepare(k, path, ctype, &p, e)))
 		goto out;
-	}
-	headers[nh++] = "Accept: application/json";
-	headers[nh++] = "User-Agent: gpupool";
-	if (ctype) {
-		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-		headers[nh++] = ct;
-	}
-	if (auth)
-		headers[nh++] = auth;
-	headers[nh] = NULL;
 	if (body && !(text = json_dumps(body, JSON_COMPACT))) {
 		rc = -ENOMEM;
 		seterr(e, 0, NULL, "out of memory");
 		goto out;
 	}
-	atomic_fetch_add(&k->requests, 1);
-	if (gp_client_request(method, url, headers, text, text ? strlen(text) : 0, &o, &r)) {
+	if (gp_client_request(method, p.url, p.headers, text, text ? strlen(text) : 0, &p.o,
+			      &r)) {
 		seterr(e, 0, NULL, "%s", r.err);
 		rc = -EHOSTUNREACH;
 		goto out;
@@ -248,20 +285,88 @@ static int call(struct gp_kube *k, const char *method, const char *path, const c
 			}
 		}
 	} else {
-		const char *reason = json_string_value(json_object_get(doc, "reason"));
-		const char *msg = json_string_value(json_object_get(doc, "message"));
-
-		seterr(e, r.status, reason, "%s %s: %ld %s", method, path, r.status,
-		       msg ? msg : (reason ? reason : "(no message)"));
-		rc = status_errno(r.status, reason ? reason : "");
+		rc = failed(method, path, &r, doc, e);
 	}
 	gp_client_free(&r);
 	gp_debug("kube %s %s -> %ld (%d)", method, path, e->status ? e->status : 200L, rc);
 out:
 	json_decref(doc);
 	free(text);
-	free(url);
-	free(auth);
+	prep_free(&p);
+	return rc;
+}
+
+struct watch {
+	gp_kube_event_fn fn;
+	void *arg;
+	struct gp_kube_err *e;
+	int rc;
+};
+
+static int on_event(const char *line, size_t len, void *arg)
+{
+	struct watch *w = arg;
+	json_error_t je;
+	json_t *ev = json_loadb(line, len, 0, &je);
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	json_t *obj = json_object_get(ev, "object");
+	int stop;
+
+	if (!type || !json_is_object(obj)) {
+		seterr(w->e, 200, NULL, "watch event is not {type, object}: %s",
+		       ev ? "fields missing" : je.text);
+		w->rc = -EIO;
+		json_decref(ev);
+		return 1;
+	}
+	if (strcmp(type, "ERROR") == 0) {
+		/* A Status: 410 Gone when our resourceVersion is too old. */
+		json_t *code = json_object_get(obj, "code");
+		const char *msg = json_string_value(json_object_get(obj, "message"));
+		const char *reason = json_string_value(json_object_get(obj, "reason"));
+		long status = json_is_integer(code) ? (long)json_integer_value(code) : 500;
+		seterr(w->e, status, reason, "watch: %ld %s", status, msg ? msg : "(no message)");
+		w->rc = status == 410 ? -ENODATA : status_errno(status, reason ? reason : "");
+		json_decref(ev);
+		return 1;
+	}
+	stop = w->fn(type, obj, w->arg);
+	json_decref(ev);
+	return stop;
+}
+
+int gp_kube_watch(struct gp_kube *k, const char *path, gp_kube_event_fn fn, void *arg,
+		  const int *cancel, struct gp_kube_err *e)
+{
+	struct watch w = {.fn = fn, .arg = arg, .e = e};
+	struct gp_client_resp r;
+	struct prep p;
+	int rc;
+
+	memset(e, 0, sizeof *e);
+	if ((rc = prepare(k, path, NULL, &p, e)))
+		goto out;
+	/* The server ends a watch after its timeoutSeconds (ours ask for at
+	 * most 5 minutes) and sends bookmarks about every minute. */
+	p.o.idle_ms = 6 * 60 * 1000L;
+	if (gp_client_stream(p.url, p.headers, &p.o, on_event, &w, cancel, &r)) {
+		seterr(e, 0, NULL, "%s", r.err);
+		rc = -EHOSTUNREACH;
+		goto out;
+	}
+	if (r.status >= 200 && r.status < 300) {
+		rc = w.rc;
+	} else {
+		json_error_t je;
+		json_t *doc = r.len ? json_loadb(r.body, r.len, 0, &je) : NULL;
+		rc = failed("GET", path, &r, doc, e);
+		if (r.status == 410)
+			rc = -ENODATA;
+		json_decref(doc);
+	}
+	gp_client_free(&r);
+out:
+	prep_free(&p);
 	return rc;
 }
 

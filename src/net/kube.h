@@ -93,6 +93,21 @@ int gp_kube_update(struct gp_kube *k, const char *path, enum gp_kube_patch type,
 		   gp_kube_mutate_fn fn, void *arg, json_t **out, struct gp_kube_err *e)
 	__attribute__((warn_unused_result));
 
+/* One event of a watch: type "ADDED", "MODIFIED", "DELETED" or
+ * "BOOKMARK" (only metadata.resourceVersion is meaningful then) and the
+ * object (borrowed).  Return nonzero to end the watch. */
+typedef int (*gp_kube_event_fn)(const char *type, json_t *obj, void *arg);
+
+/* Watch `path` (its query must include watch=1 and the resourceVersion to
+ * start from): events go to fn as they come.  Returns 0 when the server
+ * ended the stream or fn asked to; -ENODATA when the resourceVersion is
+ * too old (410 Gone, as an answer or as an ERROR event: list again); an
+ * errno as above otherwise.  A stream silent for the client's timeout is
+ * dropped (-EHOSTUNREACH); *cancel (may be NULL) becoming nonzero ends it
+ * within about a second. */
+int gp_kube_watch(struct gp_kube *k, const char *path, gp_kube_event_fn fn, void *arg,
+		  const int *cancel, struct gp_kube_err *e) __attribute__((warn_unused_result));
+
 /* How many requests this client made, and how many 409 conflicts it
  * retried (for logs and tests). */
 void gp_kube_counters(const struct gp_kube *k, unsigned long *requests, unsigned long *conflicts);

@@ -11,8 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include "net/kubeyaml.h"
+#include <yaml.h>
 
 
 char *gp__base64_decode(const char *s, size_t len, size_t *out_len)
@@ -41,7 +40,9 @@ char *gp__base64_decode(const char *s, size_t len, size_t *out_len)
 		else if (c == '=') {
 			pad++;
 			continue;
-		} else
+		} else if (c == '\n' || c == '\r')
+			continue; /* a block scalar's line breaks, as Go's decoder skips them */
+		else
 			goto bad;
 		if (pad)
 			goto bad; /* data after padding */
@@ -61,6 +62,356 @@ char *gp__base64_decode(const char *s, size_t len, size_t *out_len)
 bad:
 	free(out);
 	return NULL;
+}
+
+/* --- YAML, read with libyaml into a jansson tree --------------------------
+ *
+ * libyaml's event API, not its document API: the document API builds the
+ * whole graph (aliases included) before we see it, while events let us
+ * stop at the first thing we refuse, cap depth and size as we go, and
+ * never expand an alias (there is no alias to expand: they are refused,
+ * and so are anchors, which kubectl never writes).  The tree is JSON so
+ * that the YAML and JSON forms of a kubeconfig are read by one interpreter
+ * below.
+ */
+
+/* One open mapping or sequence. */
+struct yframe {
+	json_t *node;   /* borrowed: owned by its parent, or the root */
+	char *key;      /* a mapping's key waiting for its value, or NULL */
+};
+
+struct yreader {
+	yaml_parser_t parser;
+	struct yframe stack[GP_KUBECONFIG_MAX_DEPTH];
+	int depth;
+	size_t nodes;
+	int docs;
+	json_t *root;
+	char *err;
+	size_t n;
+};
+
+static int yfail(struct yreader *r, const yaml_mark_t *at, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Record "line N: why" and return -1.  libyaml counts lines from 0. */
+static int yfail(struct yreader *r, const yaml_mark_t *at, const char *fmt, ...)
+{
+	va_list ap;
+	int k = snprintf(r->err, r->n, "line %zu: ", at->line + 1);
+
+	if (k >= 0 && (size_t)k < r->n) {
+		va_start(ap, fmt);
+		vsnprintf(r->err + k, r->n - (size_t)k, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+/* libyaml's own complaint: where, what, and the construct it was in. */
+static void yaml_error(struct yreader *r, const char *text, size_t len)
+{
+	const yaml_parser_t *p = &r->parser;
+	yaml_mark_t at = p->problem_mark;
+
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		snprintf(r->err, r->n, "out of memory");
+		return;
+	case YAML_READER_ERROR:
+		/* Bad bytes (not UTF-8, control characters): libyaml gives an
+		 * offset, not a line. */
+		at.line = 0;
+		for (size_t i = 0; i < p->problem_offset && i < len; i++)
+			at.line += text[i] == '\n';
+		yfail(r, &at, "%s", p->problem ? p->problem : "unreadable text");
+		return;
+	case YAML_SCANNER_ERROR:
+	case YAML_PARSER_ERROR:
+		if (p->context)
+			yfail(r, &at, "%s (column %zu; %s at line %zu)",
+			      p->problem ? p->problem : "not valid YAML", at.column + 1, p->context,
+			      p->context_mark.line + 1);
+		else
+			yfail(r, &at, "%s (column %zu)", p->problem ? p->problem : "not valid YAML",
+			      at.column + 1);
+		return;
+	default:
+		snprintf(r->err, r->n, "not valid YAML");
+	}
+}
+
+/* A plain scalar's type, by the rules kubectl's YAML (Go's, YAML 1.2 core
+ * schema) and the old reader shared: null, booleans in their three
+ * spellings, decimal integers that fit, and strings for everything else
+ * ("yes", "1.5" and "0x1F" stay strings). */
+static json_t *plain_value(const char *s, size_t len)
+{
+	static const char *const nulls[] = {"", "~", "null", "Null", "NULL"};
+	static const char *const trues[] = {"true", "True", "TRUE"};
+	static const char *const falses[] = {"false", "False", "FALSE"};
+	size_t i;
+
+	for (i = 0; i < sizeof nulls / sizeof *nulls; i++)
+		if (strlen(nulls[i]) == len && memcmp(s, nulls[i], len) == 0)
+			return json_null();
+	for (i = 0; i < sizeof trues / sizeof *trues; i++)
+		if (strlen(trues[i]) == len && memcmp(s, trues[i], len) == 0)
+			return json_true();
+	for (i = 0; i < sizeof falses / sizeof *falses; i++)
+		if (strlen(falses[i]) == len && memcmp(s, falses[i], len) == 0)
+			return json_false();
+	i = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+	/* 18 digits always fit an int64: no overflow check needed. */
+	if (i < len && len - i <= 18 && strspn(s + i, "0123456789") == len - i)
+		return json_integer(strtoll(s, NULL, 10));
+	return json_stringn(s, len);
+}
+
+/* A scalar event's value.  Quoted and block scalars are strings; plain
+ * ones are typed as above; the core tags (!!str, !!int, !!bool, !!null)
+ * are honoured, any other tag refused.  Returns a new value or NULL with
+ * the error recorded. */
+static json_t *scalar_value(struct yreader *r, const yaml_event_t *ev)
+{
+	static const struct {
+		const char *tag, *what;
+		json_type type;
+	} typed[] = {
+		{YAML_NULL_TAG, "!!null", JSON_NULL},
+		{YAML_BOOL_TAG, "!!bool", JSON_TRUE},
+		{YAML_INT_TAG, "!!int", JSON_INTEGER},
+	};
+	const char *s = (const char *)ev->data.scalar.value;
+	const char *tag = (const char *)ev->data.scalar.tag;
+	size_t len = ev->data.scalar.length;
+	json_t *v;
+
+	if (tag && strcmp(tag, "!") != 0 && strcmp(tag, YAML_STR_TAG) != 0) {
+		for (size_t i = 0; i < sizeof typed / sizeof *typed; i++) {
+			json_type t;
+
+			if (strcmp(tag, typed[i].tag) != 0)
+				continue;
+			if (!(v = plain_value(s, len))) {
+				yfail(r, &ev->start_mark, "out of memory");
+				return NULL;
+			}
+			t = json_typeof(v) == JSON_FALSE ? JSON_TRUE : json_typeof(v);
+			if (t != typed[i].type) {
+				json_decref(v);
+				yfail(r, &ev->start_mark, "'%.40s' is not a valid %s", s, typed[i].what);
+				return NULL;
+			}
+			return v;
+		}
+		yfail(r, &ev->start_mark, "tag '%.60s' is not supported", tag);
+		return NULL;
+	}
+	if (!tag && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE)
+		v = plain_value(s, len);
+	else
+		v = json_stringn(s, len);
+	if (!v)
+		yfail(r, &ev->start_mark, "out of memory");
+	return v;
+}
+
+/* Put a new value (owned: always consumed) where the innermost open
+ * collection expects it. */
+static int place(struct yreader *r, json_t *v, const yaml_mark_t *at)
+{
+	struct yframe *f;
+
+	if (r->depth == 0) {
+		/* One document, so one root; a scalar is no kubeconfig. */
+		if (!json_is_object(v) && !json_is_array(v)) {
+			int empty = json_is_null(v);
+			json_decref(v);
+			return empty ? yfail(r, at, "empty document")
+				     : yfail(r, at, "expected a mapping or a sequence at the top");
+		}
+		r->root = v;
+		return 0;
+	}
+	f = &r->stack[r->depth - 1];
+	if (json_is_array(f->node)) {
+		if (json_array_append_new(f->node, v))
+			return yfail(r, at, "out of memory");
+		return 0;
+	}
+	if (json_object_set_new(f->node, f->key, v))
+		return yfail(r, at, "out of memory");
+	free(f->key);
+	f->key = NULL;
+	return 0;
+}
+
+/* Count a node against the cap. */
+static int count_node(struct yreader *r, const yaml_mark_t *at)
+{
+	if (++r->nodes > GP_KUBECONFIG_MAX_NODES)
+		return yfail(r, at, "more than %u values", GP_KUBECONFIG_MAX_NODES);
+	return 0;
+}
+
+/* A scalar: a mapping's key, or a value. */
+static int on_scalar(struct yreader *r, const yaml_event_t *ev)
+{
+	struct yframe *f = r->depth ? &r->stack[r->depth - 1] : NULL;
+	const char *s = (const char *)ev->data.scalar.value;
+	size_t len = ev->data.scalar.length;
+	json_t *v;
+
+	if (count_node(r, &ev->start_mark))
+		return -1;
+	/* A "\0" escape: every field is a C string further on. */
+	if (memchr(s, '\0', len))
+		return yfail(r, &ev->start_mark, "a NUL character in a string is not supported");
+	if (f && json_is_object(f->node) && !f->key) {
+		/* Keys are names, whatever they look like: "1: x" has the key
+		 * "1", as the old reader and kubectl's Go structs read it. */
+		if (json_object_get(f->node, s))
+			return yfail(r, &ev->start_mark, "duplicate key '%.60s'", s);
+		if (!(f->key = strdup(s)))
+			return yfail(r, &ev->start_mark, "out of memory");
+		return 0;
+	}
+	if (!(v = scalar_value(r, ev)))
+		return -1;
+	return place(r, v, &ev->start_mark);
+}
+
+/* The start of a mapping or a sequence. */
+static int on_collection(struct yreader *r, const yaml_event_t *ev, int mapping)
+{
+	const char *tag = (const char *)(mapping ? ev->data.mapping_start.tag
+						 : ev->data.sequence_start.tag);
+	struct yframe *f = r->depth ? &r->stack[r->depth - 1] : NULL;
+	json_t *v;
+
+	if (count_node(r, &ev->start_mark))
+		return -1;
+	if (tag && strcmp(tag, "!") != 0 && strcmp(tag, mapping ? YAML_MAP_TAG : YAML_SEQ_TAG) != 0)
+		return yfail(r, &ev->start_mark, "tag '%.60s' is not supported", tag);
+	if (f && json_is_object(f->node) && !f->key)
+		return yfail(r, &ev->start_mark, "a key must be a name, not a %s",
+			     mapping ? "mapping" : "list");
+	if (r->depth == GP_KUBECONFIG_MAX_DEPTH)
+		return yfail(r, &ev->start_mark, "nested deeper than %d levels",
+			     GP_KUBECONFIG_MAX_DEPTH);
+	if (!(v = mapping ? json_object() : json_array()))
+		return yfail(r, &ev->start_mark, "out of memory");
+	if (place(r, v, &ev->start_mark))
+		return -1;
+	r->stack[r->depth].node = v;
+	r->stack[r->depth].key = NULL;
+	r->depth++;
+	return 0;
+}
+
+/* One event.  Returns 0 to go on, 1 at the end of the stream, -1 with the
+ * error recorded. */
+static int on_event(struct yreader *r, const yaml_event_t *ev)
+{
+	const yaml_char_t *anchor = NULL;
+
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		anchor = ev->data.scalar.anchor;
+		break;
+	case YAML_MAPPING_START_EVENT:
+		anchor = ev->data.mapping_start.anchor;
+		break;
+	case YAML_SEQUENCE_START_EVENT:
+		anchor = ev->data.sequence_start.anchor;
+		break;
+	case YAML_ALIAS_EVENT:
+		return yfail(r, &ev->start_mark, "anchors and aliases are not supported");
+	default:
+		break;
+	}
+	if (anchor)
+		return yfail(r, &ev->start_mark, "anchors and aliases are not supported");
+	switch (ev->type) {
+	case YAML_STREAM_END_EVENT:
+		return 1;
+	case YAML_DOCUMENT_START_EVENT:
+		if (r->docs++)
+			return yfail(r, &ev->start_mark,
+				     "several YAML documents in one file are not supported");
+		return 0;
+	case YAML_SCALAR_EVENT:
+		return on_scalar(r, ev);
+	case YAML_MAPPING_START_EVENT:
+		return on_collection(r, ev, 1);
+	case YAML_SEQUENCE_START_EVENT:
+		return on_collection(r, ev, 0);
+	case YAML_MAPPING_END_EVENT:
+	case YAML_SEQUENCE_END_EVENT:
+		/* libyaml pairs starts and ends, and gives a key without a
+		 * value an empty scalar: the frame is complete here. */
+		if (r->depth > 0) {
+			r->depth--;
+			free(r->stack[r->depth].key);
+			r->stack[r->depth].key = NULL;
+		}
+		return 0;
+	default:
+		return 0; /* stream start, document end */
+	}
+}
+
+json_t *gp__kubeconfig_yaml(const char *text, size_t len, char *err, size_t n)
+{
+	struct yreader r = {.err = err, .n = n};
+	const char *nul;
+	int rc = 0;
+
+	if (n)
+		err[0] = '\0';
+	if (len > GP_KUBECONFIG_MAX_BYTES) {
+		snprintf(err, n, "larger than %u bytes", GP_KUBECONFIG_MAX_BYTES);
+		return NULL;
+	}
+	/* libyaml would stop at a NUL as at the end of the text, silently. */
+	if ((nul = memchr(text, '\0', len))) {
+		yaml_mark_t at = {0};
+		for (const char *c = text; c < nul; c++)
+			at.line += *c == '\n';
+		yfail(&r, &at, "NUL byte in the text");
+		return NULL;
+	}
+	if (!yaml_parser_initialize(&r.parser)) {
+		snprintf(err, n, "out of memory");
+		return NULL;
+	}
+	yaml_parser_set_input_string(&r.parser, (const unsigned char *)text, len);
+	yaml_parser_set_encoding(&r.parser, YAML_UTF8_ENCODING);
+	while (rc == 0) {
+		yaml_event_t ev;
+
+		if (!yaml_parser_parse(&r.parser, &ev)) {
+			yaml_error(&r, text, len);
+			rc = -1;
+			break;
+		}
+		rc = on_event(&r, &ev);
+		yaml_event_delete(&ev);
+	}
+	if (rc > 0 && !r.root) {
+		yaml_mark_t start = {0};
+		rc = yfail(&r, &start, "empty document");
+	}
+	while (r.depth > 0)
+		free(r.stack[--r.depth].key);
+	yaml_parser_delete(&r.parser);
+	if (rc < 0) {
+		json_decref(r.root);
+		return NULL;
+	}
+	return r.root;
 }
 
 /* Read a whole small file into a new NUL-terminated buffer. */
@@ -174,6 +525,9 @@ static int cluster_part(struct gp_kubeconfig *kc, json_t *c, const char *name, c
 		return gp_errf(err, n, -EINVAL, "%s has no server", where);
 	if (strncmp(server, "https://", 8) && strncmp(server, "http://", 7))
 		return gp_errf(err, n, -EINVAL, "%s: server '%s' is not an http(s) URL", where, server);
+	/* "https://" alone would lose its slashes below and become "https:". */
+	if (!server[server[4] == 's' ? 8 : 7] || server[server[4] == 's' ? 8 : 7] == '/')
+		return gp_errf(err, n, -EINVAL, "%s: server '%s' names no host", where, server);
 	for (size_t i = 0; i < sizeof unsupported / sizeof *unsupported; i++)
 		if (json_object_get(c, unsupported[i]))
 			return gp_errf(err, n, -ENOTSUP, "%s: '%s' is not supported", where,
@@ -274,15 +628,21 @@ int gp_kubeconfig_parse(struct gp_kubeconfig *kc, const char *text, size_t len, 
 	int rc = -EINVAL;
 
 	memset(kc, 0, sizeof *kc);
+	if (len > GP_KUBECONFIG_MAX_BYTES)
+		return gp_errf(err, n, -EINVAL, "larger than %u bytes", GP_KUBECONFIG_MAX_BYTES);
 	while (p < text + len && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
 		p++;
 	if (p < text + len && *p == '{') {
+		/* JSON (kubectl -o json) read as JSON, exactly; but a '{' may
+		 * also open a YAML flow mapping, so that is tried next, and a
+		 * text that is neither gets both reasons. */
 		json_error_t je;
 		doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-		if (!doc)
-			return gp_errf(err, n, -EINVAL, "not valid JSON: %s (line %d)", je.text, je.line);
+		if (!doc && !(doc = gp__kubeconfig_yaml(text, len, why, sizeof why)))
+			return gp_errf(err, n, -EINVAL, "not valid JSON: %s (line %d); nor YAML: %s",
+				       je.text, je.line, why);
 	} else {
-		doc = gp__kubeyaml_parse(text, len, why, sizeof why);
+		doc = gp__kubeconfig_yaml(text, len, why, sizeof why);
 		if (!doc)
 			return gp_errf(err, n, -EINVAL, "%s", why);
 	}

@@ -67,7 +67,7 @@ int gp_scaler_run(const struct gp_scaler_config *c)
 	}
 	if (c->http_listen) {
 		struct gp_http_opts o = {.listen = c->http_listen, .max_body = MAX_REQUEST_BODY,
-					 .max_headers = 16384, .timeout_s = 30};
+					 .max_headers = 16384};
 		rc = gp_http_start(&http, gp_loop_base(loop), &o, gp_scaler_routes, poller);
 		if (rc) {
 			gp_error("cannot listen for HTTP on %s: %s", c->http_listen, strerror(-rc));

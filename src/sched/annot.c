@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "sched/annot_json.h"
@@ -52,6 +53,11 @@ int gp_annot_time_parse(const char *s, int64_t *ms)
 		return -EINVAL;
 	t = timegm(&tm);
 	if (t == (time_t)-1)
+		return -EINVAL;
+	/* Before 1970 is no time anything of ours was written, and
+	 * gp_time_format cannot write it back: refuse it rather than read a
+	 * time that changes when written. */
+	if ((int64_t)t - off < 0)
 		return -EINVAL;
 	*ms = ((int64_t)t - off) * 1000 + frac;
 	return 0;
@@ -194,5 +200,63 @@ int gp__annot_version(json_t *doc, const char *what, char *why, size_t n)
 	if (json_integer_value(v) < 1)
 		return gp_errf(why, n, -EINVAL, "%s: version %lld is not valid", what,
 			   (long long)json_integer_value(v));
+	return 0;
+}
+
+json_t *gp__annot_holds_json(const struct gp_annot_hold *h, unsigned nh)
+{
+	json_t *list = json_array();
+
+	for (unsigned i = 0; list && i < nh; i++)
+		if (json_array_append_new(list, json_pack("{s:s,s:I,s:i,s:i,s:b}", "uuid", h[i].uuid,
+							  "memoryBytes",
+							  (json_int_t)h[i].mem_bytes, "compute",
+							  (int)h[i].compute, "tenants",
+							  (int)h[i].tenants, "exclusive",
+							  (int)h[i].exclusive))) {
+			json_decref(list);
+			return NULL;
+		}
+	return list;
+}
+
+int gp__annot_holds_read(json_t *list, struct gp_annot_hold *h, unsigned *nh, const char *where,
+			 char *why, size_t n)
+{
+	json_t *v;
+	size_t i;
+
+	*nh = 0;
+	if (!json_is_array(list) || json_array_size(list) > GP_MAX_GPUS) {
+		gp_errf(why, n, 0, "%s must be a list of at most %u", where, GP_MAX_GPUS);
+		return -EINVAL;
+	}
+	json_array_foreach(list, i, v) {
+		struct gp_annot_hold *x = &h[*nh];
+		char at[96];
+		uint64_t compute, tenants;
+
+		snprintf(at, sizeof at, "%s[%zu]", where, i);
+		memset(x, 0, sizeof *x);
+		if (!json_is_object(v)) {
+			gp_errf(why, n, 0, "%s is not an object", at);
+			return -EINVAL;
+		}
+		if (gp__annot_str(v, "uuid", true, x->uuid, sizeof x->uuid, at, why, n) ||
+		    gp__annot_u64(v, "memoryBytes", true, 0, GP__ANNOT_MAX_MEM, 0, &x->mem_bytes, at,
+				  why, n) ||
+		    gp__annot_u64(v, "compute", true, 0, 10000, 0, &compute, at, why, n) ||
+		    gp__annot_u64(v, "tenants", true, 1, GP_MAX_SLICES, 1, &tenants, at, why, n) ||
+		    gp__annot_bool(v, "exclusive", false, false, &x->exclusive, at, why, n))
+			return -EINVAL;
+		for (unsigned j = 0; j < *nh; j++)
+			if (strcasecmp(h[j].uuid, x->uuid) == 0) {
+				gp_errf(why, n, 0, "%s: GPU %s appears twice", where, x->uuid);
+				return -EINVAL;
+			}
+		x->compute = (unsigned)compute;
+		x->tenants = (unsigned)tenants;
+		(*nh)++;
+	}
 	return 0;
 }

@@ -16,6 +16,9 @@
  *               placed still count during a migration.
  *   bind lock   gpupool.io/bind-lock on a Node: who is binding a pod there
  *               and until when (serialises binds per node, across replicas).
+ *   binding     gpupool.io/binding on a Node: the pods given GPUs there
+ *               whose Binding may not be visible yet, with their footprint
+ *               and an expiry, so that the next decision counts them.
  *
  * Readers follow one rule: a version they do not know is refused with a
  * reason, unknown keys within a known version are ignored (additions do
@@ -35,11 +38,12 @@
 #define GP_ANNOT_NODE_STATE "gpupool.io/node-state"
 #define GP_ANNOT_ALLOC "gpupool.io/allocation"
 #define GP_ANNOT_LOCK "gpupool.io/bind-lock"
+#define GP_ANNOT_BINDING "gpupool.io/binding"
 #define GP_ANNOT_HAMI_REGISTER "hami.io/node-nvidia-register"
 #define GP_ANNOT_HAMI_SCORE "hami.io/node-nvidia-score"
 #define GP_ANNOT_HAMI_ALLOCATED "hami.io/vgpu-devices-allocated"
 
-#define GP_ANNOT_VERSION 1          /* of all three formats of ours */
+#define GP_ANNOT_VERSION 1          /* of all four formats of ours */
 #define GP_ANNOT_MAX (256u << 10)   /* bytes of one annotation value */
 #define GP_ANNOT_CTR_NAME_MAX 64u   /* container name, NUL included */
 #define GP_ANNOT_UID_MAX 64u        /* pod UID, NUL included */
@@ -143,6 +147,29 @@ int gp_annot_hami_alloc_parse(const char *text, struct gp_annot_alloc *a, char *
 /* A pod's allocation from its metadata.annotations: ours, else HAMi's.
  * Returns 0, -ENOENT when it has neither, or a parse error. */
 int gp_annot_alloc_read(json_t *annotations, struct gp_annot_alloc *a, char *why, size_t n)
+	__attribute__((warn_unused_result));
+
+/* --- pods being bound ----------------------------------------------------- */
+
+#define GP_ANNOT_BINDING_MAX 64u    /* pods in flight on one node */
+
+struct gp_annot_inflight {
+	char uid[GP_ANNOT_UID_MAX];
+	char pod[GP_NAME_MAX + 64];    /* "ns/name", for people */
+	int64_t expires_ms;            /* Unix ms; forgotten after it */
+	unsigned nhold;
+	struct gp_annot_hold hold[GP_MAX_GPUS];
+};
+
+struct gp_annot_binding {
+	unsigned n;
+	struct gp_annot_inflight pod[GP_ANNOT_BINDING_MAX];
+};
+
+/* {"version":1,"pods":[{"uid","pod","expires","footprint"}]}.  Format
+ * returns a new string or NULL; parse 0, -EINVAL or -EPROTONOSUPPORT. */
+char *gp_annot_binding_format(const struct gp_annot_binding *b);
+int gp_annot_binding_parse(const char *text, struct gp_annot_binding *b, char *why, size_t n)
 	__attribute__((warn_unused_result));
 
 /* --- bind lock ------------------------------------------------------------ */

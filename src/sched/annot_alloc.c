@@ -15,7 +15,6 @@
 #include "common/clock.h"
 #include "sched/annot_json.h"
 
-#define MAX_MEM_BYTES ((uint64_t)1 << 44)
 
 static const char *const prio_names[] = {
 	[GP_PRIO_UNSET] = "", [GP_PRIO_HIGH] = "high", [GP_PRIO_NORMAL] = "normal",
@@ -25,7 +24,7 @@ static const char *const prio_names[] = {
 
 char *gp_annot_alloc_format(const struct gp_annot_alloc *a)
 {
-	json_t *doc = json_object(), *ctrs = json_array(), *fp = json_array();
+	json_t *doc = json_object(), *ctrs = json_array();
 	char when[40], *text;
 
 	json_object_set_new(doc, "version", json_integer(GP_ANNOT_VERSION));
@@ -42,7 +41,10 @@ char *gp_annot_alloc_format(const struct gp_annot_alloc *a)
 		const struct gp_annot_ctr *ct = &a->ctr[c];
 		json_t *o = json_object(), *gpus = json_array();
 
-		json_object_set_new(o, "name", json_string(ct->name));
+		/* An unnamed container (HAMi's, or read without one) has no
+		 * "name": the reader refuses an empty one. */
+		if (ct->name[0])
+			json_object_set_new(o, "name", json_string(ct->name));
 		json_object_set_new(o, "init", json_boolean(ct->init));
 		if (ct->priority != GP_PRIO_UNSET)
 			json_object_set_new(o, "priority", json_string(prio_names[ct->priority]));
@@ -58,14 +60,7 @@ char *gp_annot_alloc_format(const struct gp_annot_alloc *a)
 		json_array_append_new(ctrs, o);
 	}
 	json_object_set_new(doc, "containers", ctrs);
-	for (unsigned i = 0; i < a->nhold; i++) {
-		const struct gp_annot_hold *h = &a->hold[i];
-		json_array_append_new(fp, json_pack("{s:s,s:I,s:i,s:i,s:b}", "uuid", h->uuid,
-						    "memoryBytes", (json_int_t)h->mem_bytes,
-						    "compute", (int)h->compute, "tenants",
-						    (int)h->tenants, "exclusive", (int)h->exclusive));
-	}
-	json_object_set_new(doc, "footprint", fp);
+	json_object_set_new(doc, "footprint", gp__annot_holds_json(a->hold, a->nhold));
 	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
 	return text;
@@ -111,7 +106,7 @@ static int parse_container(json_t *o, struct gp_annot_ctr *c, const char *where,
 		if (!json_is_object(g))
 			return gp_errf(why, n, -EINVAL, "%s is not an object", w);
 		if (gp__annot_str(g, "uuid", true, gr->uuid, sizeof gr->uuid, w, why, n) ||
-		    gp__annot_u64(g, "memoryBytes", true, 0, MAX_MEM_BYTES, 0, &gr->mem_bytes, w,
+		    gp__annot_u64(g, "memoryBytes", true, 0, GP__ANNOT_MAX_MEM, 0, &gr->mem_bytes, w,
 				  why, n) ||
 		    gp__annot_u64(g, "compute", true, 0, 10000, 0, &compute, w, why, n) ||
 		    gp__annot_bool(g, "exclusive", false, false, &gr->exclusive, w, why, n))
@@ -139,8 +134,17 @@ int gp_annot_alloc_parse(const char *text, struct gp_annot_alloc *a, char *why, 
 	    gp__annot_str(doc, "podUID", false, a->uid, sizeof a->uid, GP_ANNOT_ALLOC, why, n))
 		goto out;
 	v = json_object_get(doc, "policy");
-	if (json_is_string(v))
-		snprintf(a->policy, sizeof a->policy, "%s", json_string_value(v));
+	if (json_is_string(v)) {
+		/* Informational, so a long one is cut, but at a character
+		 * boundary: half a UTF-8 character could not be written back. */
+		const char *pol = json_string_value(v);
+		size_t cut = strnlen(pol, sizeof a->policy - 1);
+
+		while (cut > 0 && ((unsigned char)pol[cut] & 0xC0) == 0x80)
+			cut--;
+		memcpy(a->policy, pol, cut);
+		a->policy[cut] = '\0';
+	}
 	t = json_object_get(doc, "boundAt");
 	if (t && (!json_is_string(t) || gp_annot_time_parse(json_string_value(t), &a->bound_ms))) {
 		gp_errf(why, n, 0, "%s: 'boundAt' is not an RFC 3339 time", GP_ANNOT_ALLOC);
@@ -153,11 +157,6 @@ int gp_annot_alloc_parse(const char *text, struct gp_annot_alloc *a, char *why, 
 		     GP_MAX_CONTAINERS);
 		goto out;
 	}
-	if (!json_is_array(fp) || json_array_size(fp) > GP_MAX_GPUS) {
-		gp_errf(why, n, 0, "%s: 'footprint' must be a list of at most %u", GP_ANNOT_ALLOC,
-		     GP_MAX_GPUS);
-		goto out;
-	}
 	json_array_foreach(ctrs, i, v) {
 		char where[64];
 		snprintf(where, sizeof where, "%s containers[%zu]", GP_ANNOT_ALLOC, i);
@@ -165,33 +164,8 @@ int gp_annot_alloc_parse(const char *text, struct gp_annot_alloc *a, char *why, 
 			goto out;
 		a->nctr++;
 	}
-	json_array_foreach(fp, i, v) {
-		struct gp_annot_hold *h = &a->hold[a->nhold];
-		char where[64];
-		uint64_t compute, tenants;
-
-		snprintf(where, sizeof where, "%s footprint[%zu]", GP_ANNOT_ALLOC, i);
-		if (!json_is_object(v)) {
-			gp_errf(why, n, 0, "%s is not an object", where);
-			goto out;
-		}
-		if (gp__annot_str(v, "uuid", true, h->uuid, sizeof h->uuid, where, why, n) ||
-		    gp__annot_u64(v, "memoryBytes", true, 0, MAX_MEM_BYTES, 0, &h->mem_bytes,
-				  where, why, n) ||
-		    gp__annot_u64(v, "compute", true, 0, 10000, 0, &compute, where, why, n) ||
-		    gp__annot_u64(v, "tenants", true, 1, GP_MAX_SLICES, 1, &tenants, where, why,
-				  n) ||
-		    gp__annot_bool(v, "exclusive", false, false, &h->exclusive, where, why, n))
-			goto out;
-		for (unsigned j = 0; j < a->nhold; j++)
-			if (strcasecmp(a->hold[j].uuid, h->uuid) == 0) {
-				gp_errf(why, n, 0, "%s: GPU %s appears twice", GP_ANNOT_ALLOC, h->uuid);
-				goto out;
-			}
-		h->compute = (unsigned)compute;
-		h->tenants = (unsigned)tenants;
-		a->nhold++;
-	}
+	if (gp__annot_holds_read(fp, a->hold, &a->nhold, GP_ANNOT_ALLOC " footprint", why, n))
+		goto out;
 	rc = 0;
 out:
 	json_decref(doc);
@@ -258,7 +232,7 @@ static int hami_device(const char *e, size_t len, struct gp_annot_grant *g, char
 		memcpy(num, f[2 + k], l);
 		num[l] = '\0';
 		v[k] = strtoull(num, &q, 10);
-		if (*q || v[k] > (k ? 10000ull : MAX_MEM_BYTES >> 20))
+		if (*q || v[k] > (k ? 10000ull : GP__ANNOT_MAX_MEM >> 20))
 			goto bad;
 	}
 	g->mem_bytes = (uint64_t)v[0] << 20;

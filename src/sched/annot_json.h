@@ -32,4 +32,18 @@ json_t *gp__annot_load(const char *text, const char *what, char *why, size_t n);
  * newer, -EINVAL otherwise. */
 int gp__annot_version(json_t *doc, const char *what, char *why, size_t n);
 
+/* Bytes of memory a card may have or give: 16 TiB, far above any card. */
+#define GP__ANNOT_MAX_MEM ((uint64_t)1 << 44)
+
+struct gp_annot_hold;
+
+/* A pod's footprint per GPU as JSON: [{"uuid", "memoryBytes", "compute",
+ * "tenants", "exclusive"}].  NULL when out of memory. */
+json_t *gp__annot_holds_json(const struct gp_annot_hold *h, unsigned n);
+
+/* Read such a list (at most GP_MAX_GPUS entries, no GPU twice) into h.
+ * 0 or -EINVAL with "<where>..." in why. */
+int gp__annot_holds_read(json_t *list, struct gp_annot_hold *h, unsigned *nh, const char *where,
+			 char *why, size_t n);
+
 #endif

@@ -17,8 +17,14 @@ char *gp_annot_lock_format(const struct gp_annot_lock *l)
 	json_t *doc;
 
 	gp_time_format(l->expires_ms, when, sizeof when);
-	doc = json_pack("{s:i,s:s,s:s,s:s}", "version", GP_ANNOT_VERSION, "holder", l->holder,
-			"pod", l->pod, "expires", when);
+	doc = json_pack("{s:i,s:s,s:s}", "version", GP_ANNOT_VERSION, "holder", l->holder,
+			"expires", when);
+	/* "pod" is optional, and when given must not be empty: leave it out
+	 * rather than write "" that the reader refuses. */
+	if (doc && l->pod[0] && json_object_set_new(doc, "pod", json_string(l->pod))) {
+		json_decref(doc);
+		doc = NULL;
+	}
 	text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
 	json_decref(doc);
 	return text;

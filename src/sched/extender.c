@@ -14,7 +14,6 @@
  * it on the pod.  Other unknown keys are ignored: kube-scheduler may add
  * fields that do not concern us.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -22,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -30,53 +28,11 @@
 #include "common/parse.h"
 #include "net/http.h"
 #include "net/loop.h"
+#include "net/work.h"
 #include "sched/extender_int.h"
 
-/* --- input checks --------------------------------------------------------- */
-
-/* A DNS-1123 subdomain (node and pod names): 1..253 of [a-z0-9.-],
- * starting and ending alphanumeric. */
-static bool dns_name(const char *s, size_t max)
-{
-	size_t n = s ? strlen(s) : 0;
-
-	if (n == 0 || n > max || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '-' ||
-		      s[i] == '.'))
-			return false;
-	return true;
-}
-
-/* Refuse a key that is a known one in another case: a client that sends it
- * expects us to read it, and silently dropping it would answer a question
- * that was not asked.  Other unknown keys are ignored. */
-static int check_keys(json_t *obj, const char *const *known, char *why, size_t n)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(obj, k, v) {
-		bool exact = false;
-		const char *folded = NULL;
-
-		for (const char *const *q = known; *q; q++) {
-			if (strcmp(k, *q) == 0)
-				exact = true;
-			else if (strcasecmp(k, *q) == 0)
-				folded = *q;
-		}
-		if (!exact && folded) {
-			snprintf(why, n, "key '%.64s' is not '%s' (keys are case-sensitive)", k, folded);
-			return -EINVAL;
-		}
-		if (!exact)
-			gp_debug("ignoring unknown key '%s'", k);
-	}
-	return 0;
-}
+/* Binds and preemptions at once: each mostly waits on the API server. */
+#define WORKERS 16
 
 static void reply_error(struct gp_http_req *rq, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -105,114 +61,134 @@ static json_t *reason(const char *why)
 	return s ? s : json_string("gpupool: (the reason is not printable)");
 }
 
+/* --- where recent pods are expected ------------------------------------------
+ *
+ * kube-scheduler filters the next pod as soon as it has chosen a node for
+ * the last one; that pod's bind reaches us later (its binding cycle runs
+ * apart), sometimes after the next filter.  So the view counts a pod on a
+ * node as soon as we can tell where it will go: the best node of its
+ * prioritize, then the node its bind names, the second replacing the
+ * first.  A guess that no bind confirms expires after GUESS_MS; a pod
+ * asked about again is first taken out of the view.  (A pod with one
+ * feasible node is not scored, so it is counted from its bind only.)
+ */
+
+#define GUESS_MS 2000
+
+static int64_t now_ms(void)
+{
+	return (int64_t)(gp_wall_ns() / 1000000u);
+}
+
+static struct gp__ext_expect *expected(struct gp__ext *x, const char *uid)
+{
+	for (unsigned i = 0; x->expect && i < GP__EXT_RECENT; i++) {
+		struct gp__ext_expect *e = &x->expect[i];
+		if (e->as.uid[0] && strcmp(e->as.uid, uid) == 0)
+			return e->as.until_ms > now_ms() ? e : NULL;
+	}
+	return NULL;
+}
+
+/* The holds of `a` as a plan on the snapshot's node (by UUID), or false
+ * when the node or a card is not there. */
+static bool as_plan(const struct gp__ext_assumed *a, const struct gp_node *n, struct gp_plan *p)
+{
+	memset(p, 0, sizeof *p);
+	for (unsigned i = 0; i < a->nhold; i++) {
+		int k = gp_node_find_gpu(n, a->hold[i].uuid);
+		if (k < 0)
+			return false;
+		p->gpumask |= (uint16_t)(1u << k);
+		p->hold[k].mem_bytes = a->hold[i].mem_bytes;
+		p->hold[k].compute = (uint16_t)a->hold[i].compute;
+		p->hold[k].tenants = (uint16_t)a->hold[i].tenants;
+		p->hold[k].exclusive = a->hold[i].exclusive;
+	}
+	return true;
+}
+
+/* Take an expectation out of the loop's snapshot. */
+static void unexpect(struct gp__ext *x, struct gp__ext_assumed *a)
+{
+	struct gp__ext_node *en = gp__ext_snap_node(x->snap, a->node);
+	struct gp_plan p;
+
+	if (en && en->node && as_plan(a, en->node, &p) && gp_node_release(en->node, &p))
+		gp_debug("view of %s: cannot take %s back; the next rebuild does", a->node, a->uid);
+	for (size_t i = 0; i < x->snap->nextra; i++)
+		if (strcmp(x->snap->extra[i].uid, a->uid) == 0) {
+			x->snap->extra[i] = x->snap->extra[--x->snap->nextra];
+			break;
+		}
+	a->uid[0] = '\0';
+}
+
+/* Count the pod in x->pr on `node` until `until` (see above).  Returns
+ * where it is counted, or NULL. */
+static struct gp__ext_expect *expect(struct gp__ext *x, const char *node, int64_t until)
+{
+	struct gp__ext_expect *old = expected(x, x->pr.uid), *e;
+	struct gp__ext_assumed *as, *g;
+	struct gp__ext_node *en;
+	struct gp_plan plan;
+
+	if (!x->pr.nctr || !x->pr.uid[0] || !x->expect)
+		return NULL;
+	if (old && strcmp(old->as.node, node) == 0) {
+		if (until > old->as.until_ms) {
+			old->as.until_ms = until;
+			x->min_gen = gp__ext_cache_assume(x->cache, &old->as);
+		}
+		return old;
+	}
+	if (old)
+		unexpect(x, &old->as);
+	en = gp__ext_snap_node(x->snap, node);
+	if (!en || !en->node ||
+	    gp_placer_plan(x->snap->pl, en->node, x->pr.req, &plan, NULL, 0) != GP_FIT ||
+	    gp_node_commit(en->node, &plan)) {
+		if (old)
+			x->min_gen = gp__ext_cache_forget(x->cache, x->pr.uid);
+		return NULL;
+	}
+	e = &x->expect[x->expect_next++ % GP__EXT_RECENT];
+	memset(e, 0, sizeof *e);
+	e->hint.plan = plan;
+	as = &e->as;
+	snprintf(as->uid, sizeof as->uid, "%s", x->pr.uid);
+	snprintf(as->node, sizeof as->node, "%s", node);
+	as->until_ms = until;
+	for (unsigned i = 0; i < GP_MAX_GPUS; i++) {
+		struct gp_gpu gpu;
+		struct gp_annot_hold *h = &as->hold[as->nhold];
+
+		if (!(plan.gpumask & (1u << i)) || gp_node_gpu(en->node, i, &gpu))
+			continue;
+		snprintf(h->uuid, sizeof h->uuid, "%s", gpu.uuid);
+		snprintf(e->hint.uuid[i], sizeof e->hint.uuid[i], "%s", gpu.uuid);
+		h->mem_bytes = plan.hold[i].mem_bytes;
+		h->compute = plan.hold[i].compute;
+		h->tenants = plan.hold[i].tenants;
+		h->exclusive = plan.hold[i].exclusive;
+		as->nhold++;
+	}
+	/* For the Nodes form, which builds nodes from the snapshot's holds. */
+	if ((g = realloc(x->snap->extra, (x->snap->nextra + 1) * sizeof *g))) {
+		x->snap->extra = g;
+		g[x->snap->nextra++] = *as;
+	}
+	x->min_gen = gp__ext_cache_assume(x->cache, as);
+	return e;
+}
+
 /* --- candidates ----------------------------------------------------------- */
-
-/* The nodes of one filter or prioritize call. */
-struct cands {
-	size_t n;
-	const char **name;           /* borrowed from the request */
-	json_t **obj;                /* the Node objects (Nodes form), or NULL */
-	struct gp_node **node;       /* usable ones; NULL where not */
-	bool *owned;                 /* node[i] built for this call (free it) */
-	const char **why;            /* why not usable */
-	bool *unresolvable;          /* ... and waiting would not help */
-	char *whybuf;                /* storage of built reasons */
-};
-
-static void cands_free(struct cands *c)
-{
-	for (size_t i = 0; i < c->n; i++)
-		if (c->owned && c->owned[i])
-			gp_node_free(c->node[i]);
-	free(c->name);
-	free(c->obj);
-	free(c->node);
-	free(c->owned);
-	free(c->why);
-	free(c->unresolvable);
-	free(c->whybuf);
-}
-
-/* Read ExtenderArgs into the pod request and the candidate list.  Returns
- * 0, or -EINVAL with why (a 400). */
-static int read_args(struct gp__ext *x, json_t *args, struct cands *c, char *why, size_t n)
-{
-	static const char *const keys[] = {"Pod", "Nodes", "NodeNames", NULL};
-	json_t *pod = json_object_get(args, "Pod");
-	json_t *nodes = json_object_get(args, "Nodes");
-	json_t *names = json_object_get(args, "NodeNames");
-	json_t *items = NULL, *v;
-	size_t i;
-
-	memset(c, 0, sizeof *c);
-	if (!json_is_object(args)) {
-		snprintf(why, n, "the body is not an ExtenderArgs object");
-		return -EINVAL;
-	}
-	if (check_keys(args, keys, why, n))
-		return -EINVAL;
-	if (!json_is_object(pod)) {
-		snprintf(why, n, "'Pod' is missing or not an object");
-		return -EINVAL;
-	}
-	if (nodes && json_is_null(nodes))
-		nodes = NULL;
-	if (names && json_is_null(names))
-		names = NULL;
-	if (!!nodes == !!names) {
-		snprintf(why, n, "give 'Nodes' (nodeCacheCapable: false) or 'NodeNames' "
-				 "(nodeCacheCapable: true), not %s",
-			 nodes ? "both" : "neither");
-		return -EINVAL;
-	}
-	if (nodes) {
-		items = json_object_get(nodes, "items");
-		if (!json_is_object(nodes) || !json_is_array(items)) {
-			snprintf(why, n, "'Nodes' is not a NodeList with 'items'");
-			return -EINVAL;
-		}
-	} else if (!json_is_array(names)) {
-		snprintf(why, n, "'NodeNames' is not a list");
-		return -EINVAL;
-	}
-	c->n = json_array_size(nodes ? items : names);
-	if (c->n > x->o.max_nodes) {
-		snprintf(why, n, "%zu candidate nodes, more than --max-nodes %u", c->n,
-			 x->o.max_nodes);
-		return -EINVAL;
-	}
-	c->name = calloc(c->n + 1, sizeof *c->name);
-	c->obj = calloc(c->n + 1, sizeof *c->obj);
-	c->node = calloc(c->n + 1, sizeof *c->node);
-	c->owned = calloc(c->n + 1, sizeof *c->owned);
-	c->why = calloc(c->n + 1, sizeof *c->why);
-	c->unresolvable = calloc(c->n + 1, sizeof *c->unresolvable);
-	c->whybuf = calloc(c->n + 1, GP_REASON_MAX);
-	if (!c->name || !c->obj || !c->node || !c->owned || !c->why || !c->unresolvable ||
-	    !c->whybuf) {
-		snprintf(why, n, "out of memory");
-		return -ENOMEM;
-	}
-	json_array_foreach(nodes ? items : names, i, v) {
-		json_t *nm = nodes ? json_object_get(json_object_get(v, "metadata"), "name") : v;
-		if (!json_is_string(nm) || !dns_name(json_string_value(nm), 253)) {
-			snprintf(why, n, "%s[%zu] has no valid node name",
-				 nodes ? "Nodes.items" : "NodeNames", i);
-			return -EINVAL;
-		}
-		c->name[i] = json_string_value(nm);
-		c->obj[i] = nodes ? v : NULL;
-	}
-	return 0;
-}
 
 /* Resolve each candidate to a placement node: from the snapshot (names),
  * or built from the Node object sent with the allocations the snapshot
  * knows (full nodes). */
-static void resolve(struct gp__ext *x, struct cands *c)
+static void resolve(struct gp__ext *x, struct gp__ext_cands *c)
 {
-	bool missing = false;
-
 	for (size_t i = 0; i < c->n; i++) {
 		char *buf = c->whybuf + i * GP_REASON_MAX;
 
@@ -240,11 +216,8 @@ static void resolve(struct gp__ext *x, struct cands *c)
 		}
 		struct gp__ext_node *en = gp__ext_snap_node(x->snap, c->name[i]);
 		if (!en) {
-			snprintf(buf, GP_REASON_MAX,
-				 "node not in gpupool's view yet (refreshed every %g s)",
-				 (double)x->o.resync_ms / 1000.0);
-			c->why[i] = buf;
-			missing = true;
+			/* Watched: it appears as soon as its event arrives. */
+			c->why[i] = "node not in gpupool's view yet";
 		} else if (!en->node) {
 			c->why[i] = en->why ? en->why : "node state unusable";
 			c->unresolvable[i] = en->rc != -ESTALE;
@@ -252,31 +225,68 @@ static void resolve(struct gp__ext *x, struct cands *c)
 			c->node[i] = en->node;
 		}
 	}
-	if (missing)
-		gp__ext_cache_kick(x->cache);
+}
+
+/* Keep a GPU pod seen by filter, for its bind (ring of the last few). */
+static void remember(struct gp__ext *x, json_t *pod)
+{
+	unsigned k = x->recent_next++ % GP__EXT_RECENT;
+
+	json_decref(x->recent[k]);
+	x->recent[k] = json_incref(pod);
+}
+
+/* The Pod object a recent filter saw, by UID (or by name without one). */
+static json_t *recall(struct gp__ext *x, const char *ns, const char *name, const char *uid)
+{
+	for (unsigned i = 0; i < GP__EXT_RECENT; i++) {
+		unsigned k = (x->recent_next - 1 - i) % GP__EXT_RECENT;
+		json_t *meta = json_object_get(x->recent[k], "metadata");
+		const char *u = json_string_value(json_object_get(meta, "uid"));
+		const char *n = json_string_value(json_object_get(meta, "name"));
+		const char *s = json_string_value(json_object_get(meta, "namespace"));
+
+		if (!x->recent[k])
+			break;
+		if (uid[0] ? (u && strcmp(u, uid) == 0)
+			   : (n && s && strcmp(n, name) == 0 && strcmp(s, ns) == 0))
+			return x->recent[k];
+	}
+	return NULL;
 }
 
 /* Parse the body, the pod and the candidates; on failure the reply is sent
  * and NULL returned. */
-static json_t *begin(struct gp__ext *x, struct gp_http_req *rq, struct cands *c, char *podwhy,
+static json_t *begin(struct gp__ext *x, struct gp_http_req *rq, struct gp__ext_cands *c, char *podwhy,
 		     size_t pn, int *podrc)
 {
 	char why[512];
 	json_t *args = gp_http_body_json(rq, why, sizeof why);
 	int rc;
 
-	x->snap = gp__ext_cache_take(x->cache, x->snap);
+	x->snap = gp__ext_cache_take(x->cache, x->snap, x->min_gen);
 	if (!args) {
 		reply_error(rq, 400, "%s", why);
 		return NULL;
 	}
-	if ((rc = read_args(x, args, c, why, sizeof why))) {
+	if ((rc = gp__ext_read_args(args, x->o.max_nodes, c, why, sizeof why))) {
 		reply_error(rq, rc == -ENOMEM ? 500 : 400, "%s", why);
 		json_decref(args);
-		cands_free(c);
+		gp__ext_cands_free(c);
 		return NULL;
 	}
 	*podrc = gp_req_from_pod(&x->pr, json_object_get(args, "Pod"), podwhy, pn);
+	if (!*podrc && x->pr.nctr) {
+		struct gp__ext_expect *e = expected(x, x->pr.uid);
+
+		remember(x, json_object_get(args, "Pod"));
+		/* Asked again (kube-scheduler retries a pod): our guess of
+		 * its last attempt must not stand in its own way. */
+		if (e) {
+			unexpect(x, &e->as);
+			x->min_gen = gp__ext_cache_forget(x->cache, x->pr.uid);
+		}
+	}
 	if (!*podrc)
 		resolve(x, c);
 	return args;
@@ -287,7 +297,8 @@ static json_t *begin(struct gp__ext *x, struct gp_http_req *rq, struct cands *c,
 static void on_filter(struct gp_http_req *rq, void *arg)
 {
 	struct gp__ext *x = arg;
-	struct cands c;
+	uint64_t t0 = gp_now_ns();
+	struct gp__ext_cands c;
 	char podwhy[GP_REASON_MAX + 300], why[GP_REASON_MAX], never[GP_REASON_MAX];
 	int podrc;
 	json_t *args = begin(x, rq, &c, podwhy, sizeof podwhy, &podrc);
@@ -365,7 +376,8 @@ static void on_filter(struct gp_http_req *rq, void *arg)
 				failed, "FailedAndUnresolvableNodes", unres, "Error", "");
 reply:
 	gp_http_reply_json(rq, 200, res);
-	cands_free(&c);
+	gp__ext_metrics_observe(x->metrics, GP__EXT_FILTER, gp_now_ns() - t0);
+	gp__ext_cands_free(&c);
 	json_decref(args);
 }
 
@@ -374,7 +386,8 @@ reply:
 static void on_prioritize(struct gp_http_req *rq, void *arg)
 {
 	struct gp__ext *x = arg;
-	struct cands c;
+	uint64_t t0 = gp_now_ns();
+	struct gp__ext_cands c;
 	char podwhy[GP_REASON_MAX + 300];
 	int podrc;
 	json_t *args = begin(x, rq, &c, podwhy, sizeof podwhy, &podrc);
@@ -404,6 +417,15 @@ static void on_prioritize(struct gp_http_req *rq, void *arg)
 				usable[nu++] = c.node[i];
 			}
 		gp_placer_score(x->snap->pl, usable, nu, x->pr.req, score);
+		for (size_t k = 0, best = SIZE_MAX; k <= nu; k++) {
+			if (k == nu) {
+				if (best != SIZE_MAX)
+					expect(x, c.name[at[best]], now_ms() + GUESS_MS);
+				break;
+			}
+			if (score[k] >= 0 && (best == SIZE_MAX || score[k] > score[best]))
+				best = k;
+		}
 	}
 	list = json_array();
 	for (size_t i = 0, k = 0; i < c.n; i++) {
@@ -419,62 +441,183 @@ static void on_prioritize(struct gp_http_req *rq, void *arg)
 						      (int)s));
 	}
 	gp_http_reply_json(rq, 200, list);
+	gp__ext_metrics_observe(x->metrics, GP__EXT_PRIORITIZE, gp_now_ns() - t0);
 out:
 	free(usable);
 	free(score);
 	free(at);
-	cands_free(&c);
+	gp__ext_cands_free(&c);
 	json_decref(args);
 }
 
 /* --- POST /bind ----------------------------------------------------------- */
 
+/* Count the pod on the bind's node now, before the API round trips (the
+ * worker decides again under the node's lock, on fresh data). */
+static void count_now(struct gp__ext *x, struct gp__ext_bind_job *j)
+{
+	json_t *pod = recall(x, j->ns, j->name, j->uid);
+	char why[GP_REASON_MAX];
+
+	struct gp__ext_expect *e;
+
+	if (pod && !gp_req_from_pod(&x->pr, pod, why, sizeof why) &&
+	    (e = expect(x, j->node, now_ms() + x->o.inflight_ms))) {
+		snprintf(j->counted, sizeof j->counted, "%s", x->pr.uid);
+		j->hint = e->hint;
+		j->has_hint = true;
+	}
+}
+
+static void bind_run(void *arg)
+{
+	gp__ext_bind(arg);
+}
+
+/* On the loop: the view learns the outcome, the scheduler gets its answer. */
+static void bind_done(void *arg)
+{
+	struct gp__ext_bind_job *j = arg;
+	struct gp__ext *x = j->x;
+
+	struct gp__ext_expect *e = j->counted[0] ? expected(x, j->counted) : NULL;
+
+	gp__ext_metrics_bind(x->metrics, j->rc, gp_now_ns() - j->t0_ns);
+	if (!j->rc && j->got.nhold) {
+		uint64_t gen = gp__ext_cache_assume(x->cache, &j->got);
+		if (e) {
+			e->as.uid[0] = '\0'; /* the cache has it from here */
+		} else {
+			/* Not expected (no filter of ours saw it): count it now. */
+			struct gp__ext_node *en = gp__ext_snap_node(x->snap, j->node);
+			struct gp__ext_assumed *g;
+			struct gp_plan p;
+
+			if (en && en->node && as_plan(&j->got, en->node, &p) &&
+			    gp_node_commit(en->node, &p))
+				gp_debug("view of %s is behind; the next rebuild catches up", j->node);
+			if ((g = realloc(x->snap->extra, (x->snap->nextra + 1) * sizeof *g))) {
+				x->snap->extra = g;
+				g[x->snap->nextra++] = j->got;
+			}
+			x->min_gen = gen;
+		}
+	} else if (j->counted[0]) {
+		if (e)
+			unexpect(x, &e->as);
+		x->min_gen = gp__ext_cache_forget(x->cache, j->counted);
+	}
+	if (j->rc) {
+		x->n_bind_failed++;
+		gp_utf8_fix(j->why);
+		gp_warn("bind %s/%s to %s: %s", j->ns, j->name, j->node, j->why);
+		gp_http_reply_json(j->rq, 200, json_pack("{s:s}", "Error", j->why));
+	} else {
+		gp_http_reply_json(j->rq, 200, json_pack("{s:s}", "Error", ""));
+	}
+	gp__ext_snap_put(j->snap);
+	free(j);
+}
+
 static void on_bind(struct gp_http_req *rq, void *arg)
 {
-	static const char *const keys[] = {"PodName", "PodNamespace", "PodUID", "Node", NULL};
 	struct gp__ext *x = arg;
 	char why[768];
 	json_t *args = gp_http_body_json(rq, why, sizeof why);
-	const char *name, *ns, *uid, *node;
-	json_t *u;
+	struct gp__ext_bind_job *j = NULL;
+	struct gp__ext_bind_args b;
 
-	x->snap = gp__ext_cache_take(x->cache, x->snap);
+	x->snap = gp__ext_cache_take(x->cache, x->snap, x->min_gen);
 	if (!args) {
 		reply_error(rq, 400, "%s", why);
 		return;
 	}
-	if (!json_is_object(args)) {
-		reply_error(rq, 400, "the body is not an ExtenderBindingArgs object");
-		goto out;
-	}
-	if (check_keys(args, keys, why, sizeof why)) {
+	if (gp__ext_read_bind_args(args, &b, why, sizeof why)) {
 		reply_error(rq, 400, "%s", why);
 		goto out;
 	}
-	name = json_string_value(json_object_get(args, "PodName"));
-	ns = json_string_value(json_object_get(args, "PodNamespace"));
-	node = json_string_value(json_object_get(args, "Node"));
-	u = json_object_get(args, "PodUID");
-	uid = json_is_string(u) ? json_string_value(u) : "";
-	if (!dns_name(name, 253) || !dns_name(ns, 63) || !dns_name(node, 253) ||
-	    (u && !json_is_string(u) && !json_is_null(u)) || strlen(uid) >= GP_ANNOT_UID_MAX ||
-	    strpbrk(uid, "/?#% ")) {
-		reply_error(rq, 400,
-			    "PodName, PodNamespace and Node must be Kubernetes names, PodUID a "
-			    "string");
+	x->n_bind++;
+	if (!(j = calloc(1, sizeof *j)) || !(j->rq = gp_http_defer(rq))) {
+		free(j);
+		reply_error(rq, 500, "out of memory");
 		goto out;
 	}
-	x->n_bind++;
-	if (gp__ext_bind(x, ns, name, uid, node, why, sizeof why)) {
-		x->n_bind_failed++;
-		gp_utf8_fix(why);
-		gp_warn("bind %s/%s to %s: %s", ns, name, node, why);
-		gp_http_reply_json(rq, 200, json_pack("{s:s}", "Error", why));
-	} else {
-		gp_http_reply_json(rq, 200, json_pack("{s:s}", "Error", ""));
+	j->x = x;
+	j->t0_ns = gp_now_ns();
+	memcpy(j->ns, b.ns, sizeof j->ns);
+	memcpy(j->name, b.name, sizeof j->name);
+	memcpy(j->uid, b.uid, sizeof j->uid);
+	memcpy(j->node, b.node, sizeof j->node);
+	j->snap = gp__ext_snap_get(x->snap);
+	count_now(x, j);
+	if (gp_work_submit(x->work, bind_run, bind_done, j)) {
+		j->rc = -ENOMEM;
+		snprintf(j->why, sizeof j->why, "out of memory");
+		bind_done(j);
 	}
 out:
 	json_decref(args);
+}
+
+/* --- POST /preempt -------------------------------------------------------- */
+
+struct preempt_job {
+	struct gp__ext *x;
+	struct gp_http_req *rq;
+	json_t *args, *res;
+	uint64_t t0_ns;
+	int rc;
+	char why[768];
+};
+
+static void preempt_run(void *arg)
+{
+	struct preempt_job *p = arg;
+
+	p->rc = gp__ext_preempt(p->x, p->args, &p->res, p->why, sizeof p->why);
+}
+
+static void preempt_done(void *arg)
+{
+	struct preempt_job *p = arg;
+
+	gp__ext_metrics_preempt(p->x->metrics, p->rc, gp_now_ns() - p->t0_ns, p->res);
+	if (p->rc == -EINVAL)
+		reply_error(p->rq, 400, "%s", p->why);
+	else if (p->rc)
+		reply_error(p->rq, 500, "%s", p->why);
+	else
+		gp_http_reply_json(p->rq, 200, p->res);
+	json_decref(p->args);
+	free(p);
+}
+
+static void on_preempt(struct gp_http_req *rq, void *arg)
+{
+	struct gp__ext *x = arg;
+	struct preempt_job *p;
+	char why[768];
+	json_t *args = gp_http_body_json(rq, why, sizeof why);
+
+	if (!args) {
+		reply_error(rq, 400, "%s", why);
+		return;
+	}
+	x->n_preempt++;
+	if (!(p = calloc(1, sizeof *p)) || !(p->rq = gp_http_defer(rq))) {
+		free(p);
+		json_decref(args);
+		reply_error(rq, 500, "out of memory");
+		return;
+	}
+	p->x = x;
+	p->args = args;
+	p->t0_ns = gp_now_ns();
+	if (gp_work_submit(x->work, preempt_run, preempt_done, p)) {
+		p->rc = -ENOMEM;
+		snprintf(p->why, sizeof p->why, "out of memory");
+		preempt_done(p);
+	}
 }
 
 /* --- GET /healthz --------------------------------------------------------- */
@@ -488,9 +631,8 @@ static void on_healthz(struct gp_http_req *rq, void *arg)
 	json_t *rejected;
 	bool ok;
 
-	x->snap = gp__ext_cache_take(x->cache, x->snap);
-	gp__ext_cache_health(x->cache, &last_ok, err, sizeof err);
-	ok = now - last_ok <= stale_after;
+	x->snap = gp__ext_cache_take(x->cache, x->snap, x->min_gen);
+	ok = gp__ext_cache_health(x->cache, &last_ok, err, sizeof err) || now - last_ok <= stale_after;
 	gp_time_format(last_ok, when, sizeof when);
 	rejected = json_object();
 	for (unsigned r = 1; r < GP_R__COUNT; r++)
@@ -508,11 +650,28 @@ static void on_healthz(struct gp_http_req *rq, void *arg)
 				     rejected));
 }
 
+/* --- GET /metrics -------------------------------------------------------- */
+
+static void on_metrics(struct gp_http_req *rq, void *arg)
+{
+	struct gp__ext *x = arg;
+	char *text;
+
+	x->snap = gp__ext_cache_take(x->cache, x->snap, x->min_gen);
+	if (!(text = gp__ext_metrics_text(x))) {
+		reply_error(rq, 500, "out of memory");
+		return;
+	}
+	gp_http_reply_owned(rq, 200, "text/plain; version=0.0.4", text, strlen(text));
+}
+
 static const struct gp_http_route routes[] = {
 	{"POST", "/filter", on_filter},
 	{"POST", "/prioritize", on_prioritize},
 	{"POST", "/bind", on_bind},
+	{"POST", "/preempt", on_preempt},
 	{"GET", "/healthz", on_healthz},
+	{"GET", "/metrics", on_metrics},
 	{NULL, NULL, NULL},
 };
 
@@ -550,15 +709,28 @@ static int write_ready(const char *path, const char *listen, int port)
 int gp_extender_run(const struct gp_ext_opts *o)
 {
 	struct gp__ext *x = calloc(1, sizeof *x);
-	struct gp_http_opts ho = {.listen = o->listen, .max_body = o->max_body, .timeout_s = 60};
+	struct gp_http_opts ho = {.listen = o->listen, .max_body = o->max_body};
 	struct gp_loop *loop = NULL;
 	struct gp_http *http = NULL;
+	struct gp__ext_cache_opts co;
 	char why[512], host[64] = "unknown";
 	int rc;
 
 	if (!x)
 		return -ENOMEM;
 	x->o = *o;
+	if (!x->o.inflight_ms)
+		x->o.inflight_ms = 3 * (o->kube.timeout_ms ? o->kube.timeout_ms : 10000) + 5000;
+	co = (struct gp__ext_cache_opts){.rebuild_ms = o->resync_ms,
+					 .state_max_age_ms = o->state_max_age_ms,
+					 .inflight_ms = x->o.inflight_ms};
+	pthread_mutex_init(&x->busy_mu, NULL);
+	pthread_cond_init(&x->busy_cv, NULL);
+	if (!(x->busy = calloc(1, sizeof *x->busy)) || !(x->metrics = gp__ext_metrics_new()) ||
+	    !(x->expect = calloc(GP__EXT_RECENT, sizeof *x->expect))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if ((rc = gp_policy_parse(o->policy, &x->policy, why, sizeof why))) {
 		gp_error("--policy: %s", why);
 		goto out;
@@ -578,12 +750,16 @@ int gp_extender_run(const struct gp_ext_opts *o)
 		gp_error("kubernetes API: %s", why);
 		goto out;
 	}
-	if ((rc = gp__ext_cache_start(&x->cache, x->kube, &x->policy, o->resync_ms,
-				      o->state_max_age_ms, why, sizeof why))) {
+	co.policy = x->policy;
+	if ((rc = gp__ext_cache_start(&x->cache, x->kube, &co, why, sizeof why))) {
 		gp_error("cannot read the cluster from %s: %s", gp_kube_server(x->kube), why);
 		goto out;
 	}
-	x->snap = gp__ext_cache_take(x->cache, NULL);
+	x->snap = gp__ext_cache_take(x->cache, NULL, 0);
+	if ((rc = gp_work_new(&x->work, gp_loop_base(loop), WORKERS))) {
+		gp_error("cannot start the workers: %s", strerror(-rc));
+		goto out;
+	}
 	if ((rc = gp_http_start(&http, gp_loop_base(loop), &ho, routes, x))) {
 		gp_error("cannot listen on %s: %s", o->listen, strerror(-rc));
 		goto out;
@@ -596,12 +772,24 @@ int gp_extender_run(const struct gp_ext_opts *o)
 	}
 	rc = gp_loop_run(loop) ? -EIO : 0;
 out:
+	/* Binds under way finish (nothing half done is left behind) and are
+	 * answered while the server still stands. */
+	gp_work_free(x->work);
 	gp_http_stop(http);
 	gp_loop_free(loop);
 	gp__ext_cache_stop(x->cache);
-	gp__ext_snap_free(x->snap);
+	gp__ext_snap_put(x->snap);
 	gp_kube_close(x->kube);
 	gp_req_fini(&x->pr);
+	for (unsigned i = 0; i < GP__EXT_RECENT; i++)
+		json_decref(x->recent[i]);
+	if (x->busy)
+		gp_smap_free(x->busy);
+	free(x->busy);
+	gp__ext_metrics_free(x->metrics);
+	free(x->expect);
+	pthread_cond_destroy(&x->busy_cv);
+	pthread_mutex_destroy(&x->busy_mu);
 	free(x);
 	return rc;
 }

@@ -20,7 +20,10 @@ struct gp_ext_opts {
 	struct gp_kube_opts kube;   /* where the API is */
 	long lock_ttl_ms;           /* a bind lock is void after this */
 	long lock_wait_ms;          /* how long a bind waits for a busy node */
-	long resync_ms;             /* snapshot refresh period */
+	long resync_ms;             /* the view is rebuilt at least this often
+	                               (node heartbeats age without events) */
+	long inflight_ms;           /* a bind not visible after this is
+	                               forgotten; 0 = 3 x the API timeout + 5 s */
 	long state_max_age_ms;      /* node state older than this is unusable;
 	                               0 = never (no heartbeat checked) */
 	size_t max_body;            /* request body cap (413 above) */

@@ -1,54 +1,90 @@
-/* extender_cache.c - the extender's view of the cluster, and how a
- * placement node is built from a Node's annotations and its pods'.
+/* extender_cache.c - the extender's live view of the cluster.
  *
- * A snapshot is built from two API lists taken one after the other: every
- * Node (their gpupool.io/node-state, or HAMi's register), and every pod
- * that is bound and not finished (their gpupool.io/allocation, or HAMi's
- * allocation).  Allocations are thus recomputed from the pods, never kept
- * only in memory: a restarted extender sees exactly what the cluster holds.
- * Pods this replica bound since the lists began are added on top
- * ("assumed") until a later list shows them.
+ * Two watches (net/kubewatch.h) keep a store current: every Node's GPU
+ * state and the pods it is binding (gpupool.io/binding), and every
+ * unfinished pod that has a GPU allocation.  A builder thread turns the
+ * store into immutable snapshots, a few milliseconds after it changes
+ * (bursts of events coalesce) and at least every rebuild period (node
+ * heartbeats and in-flight entries age without events).  The event loop
+ * takes the newest snapshot at each request; a pod that is deleted or
+ * finishes frees its GPUs in the view as soon as its event arrives.
  *
- * The snapshot serves filter and prioritize, which may be a resync period
- * behind; bind never trusts it and re-reads the node under its lock.
+ * A pod counts once, by UID, from the first of:
+ *   1. the pod as the API shows it: bound to a node, or given GPUs on one
+ *      and not bound yet (until its allocation is older than the in-flight
+ *      limit: a bind that never completed);
+ *   2. a node's gpupool.io/binding entry (another replica's bind in flight,
+ *      the pod's own update not seen yet);
+ *   3. this replica's overlay: binds it is doing or just did, recorded
+ *      the moment they are decided, so the next filter counts them before
+ *      any API round trip (gp__ext_cache_assume / _forget).
+ * The overlay changes the store's generation; the loop keeps serving from
+ * the snapshot it amended itself until one built at that generation or
+ * later arrives, so no decision is ever forgotten in between.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/mcond.h"
+#include "common/smap.h"
+#include "net/kubewatch.h"
 #include "sched/extender_int.h"
 
-/* Pods we bound stay counted this long unless an API list shows them: the
- * API server's list cache may lag the binding by a little. */
-#define ASSUME_GRACE_MS 30000
-#define MAX_ASSUMED 4096
+#define DEBOUNCE_MS 5        /* events within this are one rebuild */
+#define MAX_OVERLAY 4096
 
-/* The lists: bound, unfinished pods only; served from the API server's
- * cache (resourceVersion=0), which is what list-heavy clients should use. */
-static const char nodes_path[] = "/api/v1/nodes?resourceVersion=0";
-static const char pods_path[] = "/api/v1/pods?resourceVersion=0&fieldSelector="
-				"spec.nodeName%21%3D%2Cstatus.phase%21%3DSucceeded"
-				"%2Cstatus.phase%21%3DFailed";
+/* Every unfinished pod (the watch drops the ones that finish). */
+static const char pods_path[] = "/api/v1/pods?fieldSelector="
+				"status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed";
+static const char nodes_path[] = "/api/v1/nodes";
+
+/* A Node as the store keeps it: parsed once per change. */
+struct nent {
+	int refs;                       /* atomic */
+	char *name;
+	int rc;                         /* gp_annot_node_read's */
+	char *why;
+	struct gp_annot_node st;
+	struct gp_annot_binding *bind;  /* NULL when none */
+};
+
+/* A pod with a GPU allocation. */
+struct pent {
+	int refs;                       /* atomic */
+	char uid[GP_ANNOT_UID_MAX];
+	char node[GP_NAME_MAX];         /* bound there, or allocated there */
+	bool bound;
+	int64_t alloc_ms;               /* when the allocation was decided */
+	unsigned nhold;
+	struct gp_annot_hold hold[GP_MAX_GPUS];
+	struct gp_pod_req pr;           /* its request, for the workload;
+	                                   pr.nctr 0 when not read */
+};
 
 struct gp__ext_cache {
-	struct gp_kube *kube;
-	struct gp_policy policy;
-	long resync_ms, max_age_ms;
-	pthread_t thread;
+	struct gp__ext_cache_opts o;
+	struct gp_kube_watch *wnodes, *wpods;
+	struct gp_kube_watch_ops nodes_ops, pods_ops;
+	pthread_t builder;
 	bool started;
-	pthread_mutex_t mu;               /* guards everything below */
+	pthread_mutex_t mu;             /* guards everything below */
 	pthread_cond_t cv;
-	bool stop, kick;
-	struct gp__ext_snap *fresh;       /* built, not yet taken */
-	struct gp__ext_assumed *assumed;
-	size_t nassumed;
-	int64_t last_ok_ms;
-	char last_err[256];
+	bool stop;
+	uint64_t gen;                   /* bumped by every change */
+	uint64_t built_gen;             /* of the newest snapshot */
+	struct gp_smap nodes;           /* name -> struct nent */
+	struct gp_smap pods;            /* uid -> struct pent */
+	struct gp_smap gone;            /* uid -> deleted (ms, as a pointer):
+	                                   their binds in flight are over */
+	struct gp__ext_assumed *ovl;    /* this replica's binds */
+	size_t novl;
+	struct gp__ext_snap *fresh;     /* built, not yet taken */
+	int64_t last_build_ms;
 };
 
 static int64_t wall_ms(void)
@@ -56,205 +92,237 @@ static int64_t wall_ms(void)
 	return (int64_t)(gp_wall_ns() / 1000000u);
 }
 
-/* --- nodes ---------------------------------------------------------------- */
+/* --- store entries -------------------------------------------------------- */
 
-int gp__ext_node_state(json_t *node, long max_age_ms, struct gp_annot_node *st, char *why,
-		       size_t n)
+static void nent_put(struct nent *e)
 {
-	json_t *ann = json_object_get(json_object_get(node, "metadata"), "annotations");
-	int rc = gp_annot_node_read(ann, st, why, n);
-
-	if (rc)
-		return rc;
-	if (max_age_ms > 0 && st->source == GP_SRC_GPUPOOL) {
-		int64_t age = wall_ms() - st->updated_ms;
-		if (!st->updated_ms || age > max_age_ms) {
-			snprintf(why, n, "%s is %s (older than %ld s); is the gpupool agent running?",
-				 GP_ANNOT_NODE_STATE, st->updated_ms ? "stale" : "undated",
-				 max_age_ms / 1000);
-			return -ESTALE;
-		}
-	}
-	return 0;
+	if (!e || __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	free(e->name);
+	free(e->why);
+	free(e->bind);
+	free(e);
 }
 
-int gp__ext_build_node(const char *name, const struct gp_annot_node *st,
-		       const struct gp_annot_hold *holds, unsigned nholds, struct gp_node **out,
-		       char *why, size_t n)
+static void pent_put(struct pent *e)
 {
-	struct gp_node *node;
-	int rc;
-
-	*out = NULL;
-	rc = gp_node_new(&node, name, 0, 0, 0, 0);
-	if (rc) {
-		snprintf(why, n, "node name '%s' is not usable", name);
-		return rc;
-	}
-	for (unsigned i = 0; i < st->ngpu; i++) {
-		const struct gp_annot_gpu *a = &st->gpu[i];
-		uint64_t mem = 0;
-		unsigned compute = 0, tenants = 0;
-		bool excl = false;
-		struct gp_gpu g = {
-			.uuid = a->uuid,
-			.model = a->model,
-			.mem_bytes = a->mem_bytes,
-			.compute = a->compute,
-			.slices = a->slices,
-			.numa = a->numa,
-			.unhealthy = !a->healthy,
-		};
-
-		for (unsigned h = 0; h < nholds; h++) {
-			if (strcasecmp(holds[h].uuid, a->uuid))
-				continue;
-			mem += holds[h].mem_bytes;
-			compute += holds[h].compute;
-			tenants += holds[h].tenants;
-			excl = excl || holds[h].exclusive;
-		}
-		if (mem > a->mem_bytes || compute > a->compute || tenants > a->slices)
-			gp_info("node %s GPU %s: pods hold more than it has; counting it full", name,
-				a->uuid);
-		g.mem_used = mem > a->mem_bytes ? a->mem_bytes : mem;
-		g.compute_used = compute > a->compute ? a->compute : compute;
-		g.tenants = tenants > a->slices ? a->slices : tenants;
-		g.exclusive = excl;
-		rc = gp_node_add_gpu(node, &g, why, n);
-		if (rc < 0)
-			goto fail;
-	}
-	for (unsigned i = 0; i < st->ngpu; i++)
-		for (unsigned j = i + 1; j < st->ngpu; j++)
-			if (st->link[i][j] && (rc = gp_node_set_link(node, i, j, st->link[i][j]))) {
-				snprintf(why, n, "link score %u between GPUs %u and %u refused",
-					 st->link[i][j], i, j);
-				goto fail;
-			}
-	*out = node;
-	return 0;
-fail:
-	gp_node_free(node);
-	return rc < 0 ? rc : -EINVAL;
+	if (!e || __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	gp_req_fini(&e->pr);
+	free(e);
 }
 
-struct gp_node *gp__ext_empty_copy(const struct gp_node *n)
+static struct nent *nent_from(json_t *node)
 {
-	struct gp_node *e;
-	unsigned ngpu = gp_node_gpu_count(n);
+	json_t *meta = json_object_get(node, "metadata");
+	json_t *ann = json_object_get(meta, "annotations");
+	const char *name = json_string_value(json_object_get(meta, "name"));
+	const char *b = gp_annot_get(ann, GP_ANNOT_BINDING, NULL);
+	struct nent *e;
+	char why[GP_REASON_MAX];
 
-	if (gp_node_new(&e, gp_node_name(n), 0, 0, 0, 0))
+	if (!name || !*name || !(e = calloc(1, sizeof *e)))
 		return NULL;
-	for (unsigned i = 0; i < ngpu; i++) {
-		struct gp_gpu g;
-		char err[GP_REASON_MAX];
-
-		if (gp_node_gpu(n, i, &g))
-			goto fail;
-		g.mem_used = 0;
-		g.compute_used = 0;
-		g.tenants = 0;
-		g.exclusive = false;
-		if (gp_node_add_gpu(e, &g, err, sizeof err) < 0)
-			goto fail;
+	e->refs = 1;
+	if (!(e->name = strdup(name))) {
+		free(e);
+		return NULL;
+	}
+	/* The heartbeat's age is judged when a snapshot is built, not here. */
+	if ((e->rc = gp__ext_node_state(node, 0, &e->st, why, sizeof why)))
+		e->why = strdup(why);
+	if (b && (e->bind = malloc(sizeof *e->bind)) &&
+	    gp_annot_binding_parse(b, e->bind, why, sizeof why)) {
+		gp_warn("node %s: %s; its binds in flight are not counted", name, why);
+		free(e->bind);
+		e->bind = NULL;
 	}
 	return e;
-fail:
-	gp_node_free(e);
-	return NULL;
 }
 
-/* --- what pods hold ------------------------------------------------------- */
-
-int gp__ext_use_add(struct gp__ext_use *u, const struct gp_annot_hold *h, unsigned nh)
+/* The store's entry for a pod, or NULL when the pod holds no GPUs we
+ * count (no allocation, finished, unreadable). */
+static struct pent *pent_from(json_t *pod)
 {
-	if (nh == 0)
-		return 0;
-	if (u->n + nh > u->cap) {
-		unsigned cap = u->cap ? u->cap * 2 : 4;
-		struct gp_annot_hold *g;
-		while (cap < u->n + nh)
-			cap *= 2;
-		g = realloc(u->hold, cap * sizeof *g);
-		if (!g)
-			return -ENOMEM;
-		u->hold = g;
-		u->cap = cap;
-	}
-	memcpy(u->hold + u->n, h, nh * sizeof *h);
-	u->n += nh;
-	return 0;
-}
+	json_t *meta = json_object_get(pod, "metadata");
+	const char *uid = json_string_value(json_object_get(meta, "uid"));
+	const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"),
+							      "nodeName"));
+	struct gp_annot_alloc *a;
+	struct pent *e = NULL;
+	char why[GP_REASON_MAX];
+	int rc;
 
-bool gp__ext_pod_active(json_t *pod)
-{
-	const char *phase = json_string_value(json_object_get(json_object_get(pod, "status"),
-							       "phase"));
-
-	return !phase || (strcmp(phase, "Succeeded") != 0 && strcmp(phase, "Failed") != 0);
-}
-
-/* A small open-addressing map from node name to its use list, for the
- * pass over every pod. */
-struct use_map {
-	struct gp__ext_use *uses;
-	size_t n, cap;            /* uses */
-	size_t *slot;             /* index + 1; 0 = empty */
-	size_t nslot;             /* power of two */
-};
-
-static uint64_t hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
-	return h;
-}
-
-static int grow_map(struct use_map *m)
-{
-	size_t nslot = m->nslot ? m->nslot * 2 : 256;
-	size_t *slot = calloc(nslot, sizeof *slot);
-
-	if (!slot)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->n; i++) {
-		size_t k = hash(m->uses[i].node) & (nslot - 1);
-		while (slot[k])
-			k = (k + 1) & (nslot - 1);
-		slot[k] = i + 1;
-	}
-	free(m->slot);
-	m->slot = slot;
-	m->nslot = nslot;
-	return 0;
-}
-
-static struct gp__ext_use *map_get(struct use_map *m, const char *node)
-{
-	size_t k;
-
-	if (m->n * 2 >= m->nslot && grow_map(m))
+	if (!uid || !*uid || strlen(uid) >= GP_ANNOT_UID_MAX || !gp__ext_pod_active(pod) ||
+	    !(a = malloc(sizeof *a)))
 		return NULL;
-	for (k = hash(node) & (m->nslot - 1); m->slot[k]; k = (k + 1) & (m->nslot - 1))
-		if (strcmp(m->uses[m->slot[k] - 1].node, node) == 0)
-			return &m->uses[m->slot[k] - 1];
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 64;
-		struct gp__ext_use *g = realloc(m->uses, cap * sizeof *g);
-		if (!g)
-			return NULL;
-		m->uses = g;
-		m->cap = cap;
+	rc = gp_annot_alloc_read(json_object_get(meta, "annotations"), a, why, sizeof why);
+	if (rc) {
+		if (rc != -ENOENT)
+			/* We cannot tell what it holds: its cards are
+			 * over-offered until it is fixed, which is why bind
+			 * re-reads. */
+			gp_warn("pod %s: %s", json_string_value(json_object_get(meta, "name")), why);
+		goto out;
 	}
-	memset(&m->uses[m->n], 0, sizeof m->uses[m->n]);
-	if (!(m->uses[m->n].node = strdup(node)))
-		return NULL;
-	m->slot[k] = ++m->n;
-	return &m->uses[m->n - 1];
+	if (!(node && *node) && !a->node[0])
+		goto out; /* HAMi's, not bound: nowhere to count it */
+	if (!(e = calloc(1, sizeof *e)) || gp_req_init(&e->pr)) {
+		free(e);
+		e = NULL;
+		goto out;
+	}
+	e->refs = 1;
+	snprintf(e->uid, sizeof e->uid, "%s", uid);
+	e->bound = node && *node;
+	snprintf(e->node, sizeof e->node, "%s", e->bound ? node : a->node);
+	e->alloc_ms = a->bound_ms;
+	e->nhold = a->nhold;
+	memcpy(e->hold, a->hold, a->nhold * sizeof *a->hold);
+	if (e->bound && gp_req_from_pod(&e->pr, pod, why, sizeof why))
+		e->pr.nctr = 0; /* counted, but not in the workload */
+out:
+	free(a);
+	return e;
 }
+
+/* Replace (or with e NULL remove) a store entry; called with mu held. */
+static void store_set(struct gp_smap *m, const char *key, void *e, void (*put)(void *))
+{
+	void *old = NULL;
+
+	if (e) {
+		if (gp_smap_put(m, key, e, &old)) {
+			gp_warn("out of memory: %s is not in the view", key);
+			put(e);
+			old = gp_smap_del(m, key);
+		}
+	} else {
+		old = gp_smap_del(m, key);
+	}
+	put(old);
+}
+
+static void nent_put_v(void *e)
+{
+	nent_put(e);
+}
+
+static void pent_put_v(void *e)
+{
+	pent_put(e);
+}
+
+static void changed(struct gp__ext_cache *c)
+{
+	c->gen++;
+	pthread_cond_signal(&c->cv);
+}
+
+static void clear(struct gp_smap *m, void (*put)(void *))
+{
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slot[i].key)
+			put(m->slot[i].val);
+	gp_smap_free(m);
+}
+
+/* --- the watches' callbacks ----------------------------------------------- */
+
+static void nodes_relist(void *arg, json_t *items)
+{
+	struct gp__ext_cache *c = arg;
+	struct gp_smap fresh = {0};
+	json_t *v;
+	size_t i;
+
+	/* Parsed outside the lock: the loop must never wait on it. */
+	json_array_foreach(items, i, v) {
+		struct nent *e = nent_from(v);
+		if (e && gp_smap_put(&fresh, e->name, e, NULL))
+			nent_put(e);
+	}
+	pthread_mutex_lock(&c->mu);
+	clear(&c->nodes, nent_put_v);
+	c->nodes = fresh;
+	changed(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void nodes_event(void *arg, const char *type, json_t *obj)
+{
+	struct gp__ext_cache *c = arg;
+	const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+							      "name"));
+	struct nent *e = strcmp(type, "DELETED") ? nent_from(obj) : NULL;
+
+	if (!name)
+		return;
+	pthread_mutex_lock(&c->mu);
+	store_set(&c->nodes, name, e, nent_put_v);
+	changed(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void pods_relist(void *arg, json_t *items)
+{
+	struct gp__ext_cache *c = arg;
+	struct gp_smap fresh = {0};
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(items, i, v) {
+		struct pent *e = pent_from(v);
+		if (e && gp_smap_put(&fresh, e->uid, e, NULL))
+			pent_put(e);
+	}
+	pthread_mutex_lock(&c->mu);
+	clear(&c->pods, pent_put_v);
+	c->pods = fresh;
+	changed(c);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void pods_event(void *arg, const char *type, json_t *obj)
+{
+	struct gp__ext_cache *c = arg;
+	const char *uid = json_string_value(json_object_get(json_object_get(obj, "metadata"),
+							     "uid"));
+	struct pent *e = strcmp(type, "DELETED") ? pent_from(obj) : NULL;
+
+	if (!uid)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (!strcmp(type, "DELETED") &&
+	    gp_smap_put(&c->gone, uid, (void *)(intptr_t)wall_ms(), NULL))
+		gp_debug("out of memory: deleted pod %s may count until its bind expires", uid);
+	if (e || gp_smap_get(&c->pods, uid)) {
+		store_set(&c->pods, uid, e, pent_put_v);
+		changed(c);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Forget deletions older than any bind in flight.  Called with mu held. */
+static void prune_gone(struct gp__ext_cache *c, int64_t now)
+{
+	for (size_t i = 0; i < c->gone.cap; i++)
+		while (c->gone.slot[i].key &&
+		       (int64_t)(intptr_t)c->gone.slot[i].val + c->o.inflight_ms < now)
+			gp_smap_del(&c->gone, c->gone.slot[i].key); /* shifts the next in */
+}
+
+bool gp__ext_cache_gone(struct gp__ext_cache *c, const char *uid)
+{
+	bool gone;
+
+	pthread_mutex_lock(&c->mu);
+	gone = gp_smap_get(&c->gone, uid) != NULL;
+	pthread_mutex_unlock(&c->mu);
+	return gone;
+}
+
+/* --- snapshots ------------------------------------------------------------ */
 
 static int cmp_use(const void *a, const void *b)
 {
@@ -267,16 +335,16 @@ static int cmp_node(const void *a, const void *b)
 		      ((const struct gp__ext_node *)b)->name);
 }
 
-static int cmp_str(const void *a, const void *b)
+struct gp__ext_snap *gp__ext_snap_get(struct gp__ext_snap *s)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	if (s)
+		__atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+	return s;
 }
 
-/* --- snapshots ------------------------------------------------------------ */
-
-void gp__ext_snap_free(struct gp__ext_snap *s)
+void gp__ext_snap_put(struct gp__ext_snap *s)
 {
-	if (!s)
+	if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	for (size_t i = 0; i < s->nnodes; i++) {
 		free(s->nodes[i].name);
@@ -323,261 +391,293 @@ oom:
 	return -ENOMEM;
 }
 
-/* Count every bound, unfinished pod's allocation, and learn the workload
- * from their requests.  `uids` gets the UIDs seen (strings owned by pods). */
-static int scan_pods(json_t *pods, struct use_map *m, struct gp__ext_snap *s, const char ***uids,
-		     size_t *nuids)
-{
-	json_t *items = json_object_get(pods, "items"), *pod;
-	struct gp_annot_alloc *a = malloc(sizeof *a);
-	struct gp_pod_req pr;
-	size_t i;
-	int rc = -ENOMEM;
+/* What a build works from: the store's entries (referenced) and a copy of
+ * the overlay, taken under the lock in O(entries). */
+struct inputs {
+	struct nent **nodes;
+	size_t nnodes;
+	struct pent **pods;
+	size_t npods;
+	struct gp__ext_assumed *ovl;
+	size_t novl;
+	struct gp_smap gone;            /* a copy */
+	uint64_t gen;
+};
 
-	*uids = calloc(json_array_size(items) + 1, sizeof **uids);
-	*nuids = 0;
-	if (!a || !*uids || gp_req_init(&pr)) {
-		free(a);
+static void inputs_free(struct inputs *in)
+{
+	for (size_t i = 0; i < in->nnodes; i++)
+		nent_put(in->nodes[i]);
+	for (size_t i = 0; i < in->npods; i++)
+		pent_put(in->pods[i]);
+	free(in->nodes);
+	free(in->pods);
+	free(in->ovl);
+	gp_smap_free(&in->gone);
+}
+
+/* Called with mu held. */
+static int inputs_take(struct gp__ext_cache *c, struct inputs *in)
+{
+	memset(in, 0, sizeof *in);
+	in->nodes = malloc((c->nodes.n + 1) * sizeof *in->nodes);
+	in->pods = malloc((c->pods.n + 1) * sizeof *in->pods);
+	in->ovl = malloc((c->novl + 1) * sizeof *in->ovl);
+	if (!in->nodes || !in->pods || !in->ovl) {
+		inputs_free(in);
 		return -ENOMEM;
 	}
-	json_array_foreach(items, i, pod) {
-		json_t *meta = json_object_get(pod, "metadata");
-		const char *node = json_string_value(json_object_get(json_object_get(pod, "spec"),
-								      "nodeName"));
-		const char *uid = json_string_value(json_object_get(meta, "uid"));
-		char why[GP_REASON_MAX];
-		struct gp__ext_use *u;
-		int r;
-
-		if (!node || !*node || !gp__ext_pod_active(pod))
-			continue;
-		r = gp_annot_alloc_read(json_object_get(meta, "annotations"), a, why, sizeof why);
-		if (r == -ENOENT)
-			continue;
-		if (uid)
-			(*uids)[(*nuids)++] = uid;
-		if (r) {
-			/* Unreadable: we cannot tell what it holds.  Say so; the
-			 * node's cards it may use are then over-offered until the
-			 * pod is fixed, which is why bind re-reads too. */
-			gp_warn("pod %s on %s: %s",
-				json_string_value(json_object_get(meta, "name")), node, why);
-			continue;
+	for (size_t i = 0; i < c->nodes.cap; i++)
+		if (c->nodes.slot[i].key) {
+			struct nent *e = c->nodes.slot[i].val;
+			__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+			in->nodes[in->nnodes++] = e;
 		}
-		if (!(u = map_get(m, node)) || gp__ext_use_add(u, a->hold, a->nhold))
-			goto out;
-		s->gpu_pods++;
-		if (gp_req_from_pod(&pr, pod, why, sizeof why) == 0 && pr.nctr &&
-		    gp_workload_add(s->wl, pr.req, 1.0))
-			gp_debug("workload: pod not counted");
-	}
-	qsort(*uids, *nuids, sizeof **uids, cmp_str);
-	rc = 0;
-out:
-	gp_req_fini(&pr);
-	free(a);
-	return rc;
+	for (size_t i = 0; i < c->pods.cap; i++)
+		if (c->pods.slot[i].key) {
+			struct pent *e = c->pods.slot[i].val;
+			__atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+			in->pods[in->npods++] = e;
+		}
+	if (c->novl)
+		memcpy(in->ovl, c->ovl, c->novl * sizeof *c->ovl);
+	in->novl = c->novl;
+	in->gen = c->gen;
+	for (size_t i = 0; i < c->gone.cap; i++)
+		if (c->gone.slot[i].key && gp_smap_put(&in->gone, c->gone.slot[i].key, (void *)1, NULL)) {
+			inputs_free(in);
+			return -ENOMEM;
+		}
+	return 0;
 }
 
-/* Add the pods we bound that the lists do not show yet; forget those the
- * lists must show by now. */
-static int merge_assumed(struct gp__ext_cache *c, struct use_map *m, const char **uids,
-			 size_t nuids, int64_t list_ms)
+/* Add holds to a node's use list, unless the pod was counted already. */
+static int count(struct gp_smap *uses, struct gp_smap *seen, const char *uid, const char *node,
+		 const struct gp_annot_hold *h, unsigned nh)
 {
-	size_t keep = 0;
-	int rc = 0;
+	struct gp__ext_use *u;
 
-	pthread_mutex_lock(&c->mu);
-	for (size_t i = 0; i < c->nassumed; i++) {
-		struct gp__ext_assumed *a = &c->assumed[i];
-		const char *key = a->uid;
-		struct gp__ext_use *u;
-
-		if (nuids && bsearch(&key, uids, nuids, sizeof *uids, cmp_str))
-			continue; /* listed: counted from the API */
-		if (a->bound_ms + ASSUME_GRACE_MS < list_ms)
-			continue; /* gone since (deleted or finished) */
-		c->assumed[keep++] = *a;
-		if (!(u = map_get(m, a->node)) || gp__ext_use_add(u, a->hold, a->nhold))
-			rc = -ENOMEM;
+	if (gp_smap_get(seen, uid))
+		return 0;
+	if (gp_smap_put(seen, uid, (void *)1, NULL))
+		return -ENOMEM;
+	if (!(u = gp_smap_get(uses, node))) {
+		if (!(u = calloc(1, sizeof *u)) || !(u->node = strdup(node)) ||
+		    gp_smap_put(uses, node, u, NULL)) {
+			if (u)
+				free(u->node);
+			free(u);
+			return -ENOMEM;
+		}
 	}
-	c->nassumed = keep;
-	pthread_mutex_unlock(&c->mu);
-	return rc;
+	return gp__ext_use_add(u, h, nh);
 }
 
-/* Build one snapshot from the API.  Returns it, or NULL with why. */
-static struct gp__ext_snap *refresh(struct gp__ext_cache *c, char *why, size_t n)
+static struct gp__ext_snap *build(const struct gp__ext_cache *c, const struct inputs *in,
+				  char *why, size_t n)
 {
 	struct gp__ext_snap *s = calloc(1, sizeof *s);
-	struct use_map m = {0};
-	struct gp_kube_err e;
-	json_t *nodes = NULL, *pods = NULL, *items, *node;
-	const char **uids = NULL;
-	size_t nuids = 0, i;
-	int rc;
+	struct gp_smap uses = {0}, seen = {0};
+	int64_t now = wall_ms();
+	int rc = 0;
 
-	if (!s || gp_workload_new(&s->wl)) {
-		snprintf(why, n, "out of memory");
-		goto fail;
-	}
-	s->taken_ms = wall_ms();
-	if ((rc = gp_kube_get(c->kube, nodes_path, &nodes, &e)) ||
-	    (rc = gp_kube_get(c->kube, pods_path, &pods, &e))) {
-		snprintf(why, n, "%s", e.msg);
-		goto fail;
-	}
-	if (!json_is_array(json_object_get(nodes, "items")) ||
-	    !json_is_array(json_object_get(pods, "items"))) {
-		snprintf(why, n, "a node or pod list has no items");
-		goto fail;
-	}
-	if (scan_pods(pods, &m, s, &uids, &nuids) ||
-	    merge_assumed(c, &m, uids, nuids, s->taken_ms)) {
-		snprintf(why, n, "out of memory");
-		goto fail;
-	}
-	items = json_object_get(nodes, "items");
-	s->nodes = calloc(json_array_size(items) + 1, sizeof *s->nodes);
-	if (!s->nodes) {
-		snprintf(why, n, "out of memory");
-		goto fail;
-	}
-	json_array_foreach(items, i, node) {
-		const char *name = json_string_value(
-			json_object_get(json_object_get(node, "metadata"), "name"));
-		struct gp__ext_node *en = &s->nodes[s->nnodes];
-		struct gp_annot_node st;
-		char r[GP_REASON_MAX];
-		struct gp__ext_use *u;
+	if (!s || gp_workload_new(&s->wl))
+		goto oom;
+	s->refs = 1;
+	s->gen = in->gen;
+	s->taken_ms = now;
+	/* 1. the pods as the API shows them */
+	for (size_t i = 0; i < in->npods && !rc; i++) {
+		const struct pent *p = in->pods[i];
 
-		if (!name || !*name)
-			continue;
-		en->name = strdup(name);
-		en->rc = gp__ext_node_state(node, c->max_age_ms, &st, r, sizeof r);
-		if (!en->rc) {
-			u = map_get(&m, name);
-			en->rc = gp__ext_build_node(name, &st, u ? u->hold : NULL, u ? u->n : 0,
-						    &en->node, r, sizeof r);
+		if (!p->bound && p->alloc_ms + c->o.inflight_ms < now)
+			continue; /* a bind that never completed */
+		rc = count(&uses, &seen, p->uid, p->node, p->hold, p->nhold);
+		if (p->bound) {
+			s->gpu_pods++;
+			if (p->pr.nctr && gp_workload_add(s->wl, p->pr.req, 1.0))
+				gp_debug("workload: pod %s not counted", p->uid);
 		}
-		if (en->rc)
-			en->why = strdup(r);
-		s->nnodes++;
 	}
+	/* 2. binds in flight, as nodes list them */
+	for (size_t i = 0; i < in->nnodes && !rc; i++) {
+		const struct gp_annot_binding *b = in->nodes[i]->bind;
+
+		for (unsigned k = 0; b && k < b->n && !rc; k++)
+			if (b->pod[k].expires_ms > now && !gp_smap_get(&in->gone, b->pod[k].uid))
+				rc = count(&uses, &seen, b->pod[k].uid, in->nodes[i]->name,
+					   b->pod[k].hold, b->pod[k].nhold);
+	}
+	/* 3. ours */
+	for (size_t i = 0; i < in->novl && !rc; i++)
+		if (!gp_smap_get(&in->gone, in->ovl[i].uid))
+			rc = count(&uses, &seen, in->ovl[i].uid, in->ovl[i].node, in->ovl[i].hold,
+			   in->ovl[i].nhold);
+	if (rc)
+		goto oom;
+	if (!(s->nodes = calloc(in->nnodes + 1, sizeof *s->nodes)) ||
+	    !(s->uses = calloc(uses.n + 1, sizeof *s->uses)))
+		goto oom;
+	for (size_t i = 0; i < in->nnodes; i++) {
+		const struct nent *e = in->nodes[i];
+		struct gp__ext_node *en = &s->nodes[s->nnodes++];
+		const struct gp__ext_use *u = gp_smap_get(&uses, e->name);
+		char r[GP_REASON_MAX];
+
+		if (!(en->name = strdup(e->name)))
+			goto oom;
+		en->rc = e->rc;
+		if (e->rc) {
+			snprintf(r, sizeof r, "%s", e->why ? e->why : "node state unusable");
+		} else if (c->o.state_max_age_ms > 0 && e->st.source == GP_SRC_GPUPOOL &&
+			   (!e->st.updated_ms || now - e->st.updated_ms > c->o.state_max_age_ms)) {
+			en->rc = -ESTALE;
+			snprintf(r, sizeof r,
+				 "%s is %s (older than %ld s); is the gpupool agent running?",
+				 GP_ANNOT_NODE_STATE, e->st.updated_ms ? "stale" : "undated",
+				 c->o.state_max_age_ms / 1000);
+		} else {
+			en->rc = gp__ext_build_node(e->name, &e->st, u ? u->hold : NULL,
+						    u ? u->n : 0, &en->node, r, sizeof r);
+		}
+		if (en->rc && !(en->why = strdup(r)))
+			goto oom;
+	}
+	for (size_t i = 0; i < uses.cap; i++)
+		if (uses.slot[i].key) {
+			s->uses[s->nuses++] = *(struct gp__ext_use *)uses.slot[i].val;
+			free(uses.slot[i].val);
+			uses.slot[i].val = NULL;
+		}
 	qsort(s->nodes, s->nnodes, sizeof *s->nodes, cmp_node);
-	qsort(m.uses, m.n, sizeof *m.uses, cmp_use);
-	s->uses = m.uses;
-	s->nuses = m.n;
-	m.uses = NULL;
-	m.n = 0;
-	if (gp_placer_new(&s->pl, &c->policy, s->wl)) {
+	qsort(s->uses, s->nuses, sizeof *s->uses, cmp_use);
+	if (gp_placer_new(&s->pl, &c->o.policy, s->wl)) {
 		snprintf(why, n, "cannot create the placer");
 		goto fail;
 	}
-	free(m.slot);
-	free(uids);
-	json_decref(nodes);
-	json_decref(pods);
-	gp_debug("snapshot: %zu nodes, %u GPU pods", s->nnodes, s->gpu_pods);
+	gp_smap_free(&uses);
+	gp_smap_free(&seen);
 	return s;
+oom:
+	snprintf(why, n, "out of memory");
 fail:
-	for (i = 0; i < m.n; i++) {
-		free(m.uses[i].node);
-		free(m.uses[i].hold);
-	}
-	free(m.uses);
-	free(m.slot);
-	free(uids);
-	json_decref(nodes);
-	json_decref(pods);
-	gp__ext_snap_free(s);
+	for (size_t i = 0; i < uses.cap; i++)
+		if (uses.slot[i].key && uses.slot[i].val) {
+			struct gp__ext_use *u = uses.slot[i].val;
+			free(u->node);
+			free(u->hold);
+			free(u);
+		}
+	gp_smap_free(&uses);
+	gp_smap_free(&seen);
+	gp__ext_snap_put(s);
 	return NULL;
 }
 
-/* Publish a new snapshot (or the reason there is none). */
-static void publish(struct gp__ext_cache *c, struct gp__ext_snap *s, const char *why)
+/* Forget overlay entries the API now shows, or that are too old.  Called
+ * with mu held. */
+static void prune_overlay(struct gp__ext_cache *c, int64_t now)
 {
-	pthread_mutex_lock(&c->mu);
-	if (s) {
-		gp__ext_snap_free(c->fresh);
-		c->fresh = s;
-		c->last_ok_ms = wall_ms();
-		c->last_err[0] = '\0';
-	} else {
-		snprintf(c->last_err, sizeof c->last_err, "%s", why);
+	size_t keep = 0;
+
+	for (size_t i = 0; i < c->novl; i++) {
+		const struct gp__ext_assumed *a = &c->ovl[i];
+		const struct pent *p = gp_smap_get(&c->pods, a->uid);
+
+		if ((a->bound && p && p->bound) || a->until_ms < now)
+			continue; /* done and visible, or given up */
+		c->ovl[keep++] = *a;
 	}
-	pthread_mutex_unlock(&c->mu);
+	c->novl = keep;
 }
 
-static void *refresher(void *arg)
+/* Build from the store now; publish unless a newer one is out. */
+static void rebuild(struct gp__ext_cache *c)
+{
+	struct inputs in;
+	struct gp__ext_snap *s;
+	char why[256];
+
+	pthread_mutex_lock(&c->mu);
+	prune_overlay(c, wall_ms());
+	prune_gone(c, wall_ms());
+	if (inputs_take(c, &in)) {
+		pthread_mutex_unlock(&c->mu);
+		gp_warn("cannot rebuild the cluster view: out of memory");
+		return;
+	}
+	pthread_mutex_unlock(&c->mu);
+	s = build(c, &in, why, sizeof why);
+	inputs_free(&in);
+	if (!s) {
+		gp_warn("cannot rebuild the cluster view: %s", why);
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (s->gen >= c->built_gen) {
+		gp__ext_snap_put(c->fresh);
+		c->fresh = s;
+		c->built_gen = s->gen;
+		s = NULL;
+	}
+	c->last_build_ms = wall_ms();
+	pthread_mutex_unlock(&c->mu);
+	gp__ext_snap_put(s);
+}
+
+static void *builder(void *arg)
 {
 	struct gp__ext_cache *c = arg;
+	uint64_t done = 0;
 
 	for (;;) {
-		struct timespec until;
-		struct gp__ext_snap *s;
-		char why[384];
+		uint64_t until = gp_now_ns() + (uint64_t)c->o.rebuild_ms * 1000000u;
 
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += c->resync_ms / 1000;
-		until.tv_nsec += (c->resync_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
 		pthread_mutex_lock(&c->mu);
-		while (!c->stop && !c->kick &&
-		       pthread_cond_timedwait(&c->cv, &c->mu, &until) == 0)
+		while (!c->stop && c->gen == done && gp_mcond_wait_until(&c->cv, &c->mu, until) == 0)
 			;
-		if (c->kick && !c->stop) {
-			/* Asked early (a node was missing): at most once a
-			 * second, however many requests ask. */
-			struct timespec soon;
-			clock_gettime(CLOCK_MONOTONIC, &soon);
-			soon.tv_sec += 1;
-			while (!c->stop && pthread_cond_timedwait(&c->cv, &c->mu, &soon) == 0)
-				;
-		}
-		c->kick = false;
 		if (c->stop) {
 			pthread_mutex_unlock(&c->mu);
 			return NULL;
 		}
+		if (c->gen != done) {
+			/* Let a burst of events finish first. */
+			until = gp_now_ns() + DEBOUNCE_MS * 1000000u;
+			while (!c->stop && gp_mcond_wait_until(&c->cv, &c->mu, until) == 0)
+				;
+		}
+		done = c->gen;
 		pthread_mutex_unlock(&c->mu);
-		s = refresh(c, why, sizeof why);
-		if (!s)
-			gp_warn("cluster refresh failed: %s", why);
-		publish(c, s, why);
+		rebuild(c);
 	}
 }
 
+/* --- the cache's life ----------------------------------------------------- */
+
 int gp__ext_cache_start(struct gp__ext_cache **out, struct gp_kube *kube,
-			const struct gp_policy *policy, long resync_ms, long state_max_age_ms,
-			char *why, size_t n)
+			const struct gp__ext_cache_opts *o, char *why, size_t n)
 {
 	struct gp__ext_cache *c = calloc(1, sizeof *c);
-	pthread_condattr_t ca;
-	struct gp__ext_snap *s;
+	int rc;
 
 	if (!c)
 		return -ENOMEM;
-	c->kube = kube;
-	c->policy = *policy;
-	c->resync_ms = resync_ms > 0 ? resync_ms : 10000;
-	c->max_age_ms = state_max_age_ms;
+	c->o = *o;
+	if (c->o.rebuild_ms <= 0)
+		c->o.rebuild_ms = 5000;
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&c->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	s = refresh(c, why, n);
-	if (!s) {
+	gp_mcond_init(&c->cv);
+	c->nodes_ops = (struct gp_kube_watch_ops){"nodes", nodes_path, nodes_relist, nodes_event,
+						  c};
+	c->pods_ops = (struct gp_kube_watch_ops){"pods", pods_path, pods_relist, pods_event, c};
+	if ((rc = gp_kube_watch_start(&c->wnodes, kube, &c->nodes_ops, why, n)) ||
+	    (rc = gp_kube_watch_start(&c->wpods, kube, &c->pods_ops, why, n))) {
 		gp__ext_cache_stop(c);
-		return -EIO;
+		return rc;
 	}
-	publish(c, s, NULL);
-	if (pthread_create(&c->thread, NULL, refresher, c)) {
-		snprintf(why, n, "cannot start the refresher thread");
+	rebuild(c); /* the first request has a view */
+	if (pthread_create(&c->builder, NULL, builder, c)) {
+		snprintf(why, n, "cannot start the view's builder thread");
 		gp__ext_cache_stop(c);
 		return -EAGAIN;
 	}
@@ -590,59 +690,92 @@ void gp__ext_cache_stop(struct gp__ext_cache *c)
 {
 	if (!c)
 		return;
+	/* The watches first: their callbacks take the lock. */
+	gp_kube_watch_stop(c->wnodes);
+	gp_kube_watch_stop(c->wpods);
 	if (c->started) {
 		pthread_mutex_lock(&c->mu);
 		c->stop = true;
 		pthread_cond_signal(&c->cv);
 		pthread_mutex_unlock(&c->mu);
-		pthread_join(c->thread, NULL);
+		pthread_join(c->builder, NULL);
 	}
-	gp__ext_snap_free(c->fresh);
-	free(c->assumed);
+	clear(&c->nodes, nent_put_v);
+	clear(&c->pods, pent_put_v);
+	gp_smap_free(&c->gone);
+	gp__ext_snap_put(c->fresh);
+	free(c->ovl);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
-struct gp__ext_snap *gp__ext_cache_take(struct gp__ext_cache *c, struct gp__ext_snap *cur)
+struct gp__ext_snap *gp__ext_cache_take(struct gp__ext_cache *c, struct gp__ext_snap *cur,
+					uint64_t min_gen)
 {
-	struct gp__ext_snap *s;
+	struct gp__ext_snap *s = NULL;
 
 	pthread_mutex_lock(&c->mu);
-	s = c->fresh;
-	c->fresh = NULL;
+	if (c->fresh && c->fresh->gen >= min_gen) {
+		s = c->fresh;
+		c->fresh = NULL;
+	}
 	pthread_mutex_unlock(&c->mu);
 	if (!s)
 		return cur;
-	gp__ext_snap_free(cur);
+	gp__ext_snap_put(cur);
 	return s;
 }
 
-void gp__ext_cache_kick(struct gp__ext_cache *c)
+uint64_t gp__ext_cache_assume(struct gp__ext_cache *c, const struct gp__ext_assumed *a)
 {
-	pthread_mutex_lock(&c->mu);
-	c->kick = true;
-	pthread_cond_signal(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-}
+	uint64_t gen;
+	size_t i;
 
-void gp__ext_cache_assume(struct gp__ext_cache *c, const struct gp__ext_assumed *a)
-{
 	pthread_mutex_lock(&c->mu);
-	if (c->nassumed < MAX_ASSUMED) {
-		struct gp__ext_assumed *g = realloc(c->assumed, (c->nassumed + 1) * sizeof *g);
+	for (i = 0; i < c->novl && strcmp(c->ovl[i].uid, a->uid) != 0; i++)
+		;
+	if (i == c->novl && c->novl < MAX_OVERLAY) {
+		struct gp__ext_assumed *g = realloc(c->ovl, (c->novl + 1) * sizeof *g);
 		if (g) {
-			c->assumed = g;
-			c->assumed[c->nassumed++] = *a;
+			c->ovl = g;
+			c->novl++;
 		}
 	}
+	if (i < c->novl)
+		c->ovl[i] = *a;
+	else
+		gp_warn("too many binds at once: pod %s is not in the view until its event", a->uid);
+	changed(c);
+	gen = c->gen;
 	pthread_mutex_unlock(&c->mu);
+	return gen;
 }
 
-void gp__ext_cache_health(struct gp__ext_cache *c, int64_t *last_ok_ms, char *err, size_t n)
+uint64_t gp__ext_cache_forget(struct gp__ext_cache *c, const char *uid)
 {
+	uint64_t gen;
+
 	pthread_mutex_lock(&c->mu);
-	*last_ok_ms = c->last_ok_ms;
-	snprintf(err, n, "%s", c->last_err);
+	for (size_t i = 0; i < c->novl; i++)
+		if (strcmp(c->ovl[i].uid, uid) == 0) {
+			c->ovl[i] = c->ovl[--c->novl];
+			break;
+		}
+	changed(c);
+	gen = c->gen;
 	pthread_mutex_unlock(&c->mu);
+	return gen;
+}
+
+bool gp__ext_cache_health(struct gp__ext_cache *c, int64_t *last_ok_ms, char *err, size_t n)
+{
+	int64_t tn, tp;
+	char en[192], ep[192];
+	bool okn = gp_kube_watch_health(c->wnodes, &tn, en, sizeof en);
+	bool okp = gp_kube_watch_health(c->wpods, &tp, ep, sizeof ep);
+
+	*last_ok_ms = tn < tp ? tn : tp;
+	snprintf(err, n, "%s%s%s", en, en[0] && ep[0] ? "; " : "", ep);
+	return okn && okp;
 }

@@ -10,6 +10,13 @@
  * the lock taken).  A holder that dies leaves a lock that expires after
  * the TTL; the next bind takes it over.  Expiry is wall time: replicas'
  * clocks must agree to well within the TTL.
+ *
+ * The lock is held only while a bind decides and writes the pod's
+ * allocation, not while the Binding is created (a slow API server would
+ * otherwise serialise every bind to a node behind it).  So the release
+ * also lists the pod in the node's gpupool.io/binding, with its footprint
+ * and an expiry: the next holder counts it until the pod shows as bound.
+ * One merge patch does both, under the resourceVersion just read.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -66,21 +73,103 @@ static int take(json_t *node, json_t **patch, void *arg, struct gp_kube_err *e)
 	return *patch ? 0 : -ENOMEM;
 }
 
-/* Remove the lock if it is still ours. */
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+struct drop_args {
+	const char *holder;        /* NULL: leave the lock alone */
+	const struct gp__ext_release *r;
+	const char *forget;        /* a UID to remove, or NULL */
+};
+
+/* The node's binds in flight, updated: expired ones, those of pods now
+ * bound and `forget` go; `add` comes in.  Returns the new annotation value
+ * (JSON null when empty), or NULL when it is unchanged. */
+static json_t *binding_update(json_t *ann, const struct drop_args *a, struct gp_kube_err *e)
+{
+	const char *cur = gp_annot_get(ann, GP_ANNOT_BINDING, NULL);
+	struct gp_annot_binding *b = malloc(sizeof *b);
+	int64_t now = (int64_t)(gp_wall_ns() / 1000000u);
+	const struct gp_annot_inflight *add = a->r ? a->r->add : NULL;
+	unsigned keep = 0, had;
+	char why[GP_REASON_MAX], *text;
+	json_t *v;
+
+	if (!b)
+		return NULL;
+	if (!cur || gp_annot_binding_parse(cur, b, why, sizeof why)) {
+		if (cur)
+			gp_warn("%s; writing it anew", why);
+		b->n = 0;
+	}
+	had = b->n;
+	for (unsigned i = 0; i < b->n; i++) {
+		const char *uid = b->pod[i].uid;
+		if (b->pod[i].expires_ms <= now || (a->forget && strcmp(uid, a->forget) == 0) ||
+		    (add && strcmp(uid, add->uid) == 0) ||
+		    (a->r && a->r->nbound &&
+		     bsearch(&uid, a->r->bound, a->r->nbound, sizeof uid, cmp_str)))
+			continue;
+		b->pod[keep++] = b->pod[i];
+	}
+	b->n = keep;
+	if (add) {
+		if (b->n == GP_ANNOT_BINDING_MAX) {
+			snprintf(e->msg, sizeof e->msg, "%u binds already in flight on this node",
+				 GP_ANNOT_BINDING_MAX);
+			free(b);
+			return NULL;
+		}
+		b->pod[b->n++] = *add;
+	}
+	if (!add && keep == had) {
+		free(b);
+		return NULL;
+	}
+	text = b->n ? gp_annot_binding_format(b) : NULL;
+	v = b->n ? (text ? json_string(text) : NULL) : json_null();
+	free(text);
+	free(b);
+	return v;
+}
+
+/* Release the lock if it is still ours, updating the binds in flight. */
 static int drop(json_t *node, json_t **patch, void *arg, struct gp_kube_err *e)
 {
-	const char *holder = arg;
+	const struct drop_args *a = arg;
 	json_t *ann = json_object_get(json_object_get(node, "metadata"), "annotations");
 	const char *cur = gp_annot_get(ann, GP_ANNOT_LOCK, NULL);
 	struct gp_annot_lock l;
 	char why[GP_REASON_MAX];
+	bool ours = a->holder && cur && !gp_annot_lock_parse(cur, &l, why, sizeof why) &&
+		    strcmp(l.holder, a->holder) == 0;
+	json_t *binding;
 
-	(void)e;
-	if (!cur || gp_annot_lock_parse(cur, &l, why, sizeof why) ||
-	    strcmp(l.holder, holder) != 0)
-		return 1; /* not ours (any more): leave it */
-	*patch = annotation_patch(GP_ANNOT_LOCK, json_null());
-	return *patch ? 0 : -ENOMEM;
+	if (a->holder && !ours) {
+		/* Expired and taken over: what we decided may have been
+		 * decided against; the caller must not go on. */
+		snprintf(e->msg, sizeof e->msg, "the bind lock expired before the release");
+		return -ETIMEDOUT;
+	}
+	e->msg[0] = '\0';
+	binding = binding_update(ann, a, e);
+	if (!binding && e->msg[0])
+		return -ENOSPC;
+	if (!binding && !ours)
+		return 1; /* nothing to change */
+	*patch = json_pack("{s:{s:{}}}", "metadata", "annotations");
+	if (!*patch) {
+		json_decref(binding);
+		return -ENOMEM;
+	}
+	ann = json_object_get(json_object_get(*patch, "metadata"), "annotations");
+	if (ours)
+		json_object_set_new(ann, GP_ANNOT_LOCK, json_null());
+	if (binding)
+		json_object_set_new(ann, GP_ANNOT_BINDING, binding);
+	return 0;
 }
 
 int gp__ext_lock(struct gp__ext *x, const char *node, const char *pod, char *holder,
@@ -93,7 +182,8 @@ int gp__ext_lock(struct gp__ext *x, const char *node, const char *pod, char *hol
 	unsigned waits = 0;
 	int rc;
 
-	snprintf(holder, holder_len, "%s/%lu", x->replica, ++x->seq);
+	snprintf(holder, holder_len, "%s/%lu", x->replica,
+		 __atomic_add_fetch(&x->seq, 1, __ATOMIC_RELAXED));
 	snprintf(path, sizeof path, "/api/v1/nodes/%s", node);
 	for (;;) {
 		rc = gp_kube_update(x->kube, path, GP_KUBE_MERGE_PATCH, take, &a, node_obj, &e);
@@ -108,7 +198,7 @@ int gp__ext_lock(struct gp__ext *x, const char *node, const char *pod, char *hol
 		 * retry in lockstep. */
 		waits++;
 		gp_sleep_until_ns(gp_now_ns() +
-				  (uint64_t)(20 + (waits * 37 + (unsigned)x->seq * 13) % 80) * 1000000u);
+				  (uint64_t)(20 + (waits * 37 + (unsigned)holder[0] * 13) % 80) * 1000000u);
 	}
 	if (rc) {
 		snprintf(why, n, "cannot lock node %s: %s", node, e.msg);
@@ -118,17 +208,32 @@ int gp__ext_lock(struct gp__ext *x, const char *node, const char *pod, char *hol
 	return 0;
 }
 
-void gp__ext_unlock(struct gp__ext *x, const char *node, const char *holder)
+int gp__ext_unlock(struct gp__ext *x, const char *node, const char *holder,
+		   const struct gp__ext_release *r, char *why, size_t n)
 {
+	struct drop_args a = {.holder = holder, .r = r};
 	struct gp_kube_err e;
 	char path[GP_NAME_MAX + 32];
 	int rc;
 
 	snprintf(path, sizeof path, "/api/v1/nodes/%s", node);
-	rc = gp_kube_update(x->kube, path, GP_KUBE_MERGE_PATCH, drop, (void *)holder, NULL, &e);
+	rc = gp_kube_update(x->kube, path, GP_KUBE_MERGE_PATCH, drop, &a, NULL, &e);
 	if (rc)
-		gp_warn("cannot release the bind lock of %s (it expires by itself): %s", node,
-			e.msg);
+		snprintf(why, n, "cannot release the bind lock of %s (it expires by itself): %s",
+			 node, e.msg);
 	else
 		gp_debug("unlocked %s (%s)", node, holder);
+	return rc;
+}
+
+void gp__ext_unlist(struct gp__ext *x, const char *node, const char *uid)
+{
+	struct drop_args a = {.forget = uid};
+	struct gp_kube_err e;
+	char path[GP_NAME_MAX + 32];
+
+	snprintf(path, sizeof path, "/api/v1/nodes/%s", node);
+	if (gp_kube_update(x->kube, path, GP_KUBE_MERGE_PATCH, drop, &a, NULL, &e))
+		gp_warn("cannot take pod %s off the binds in flight of %s (it expires): %s", uid,
+			node, e.msg);
 }

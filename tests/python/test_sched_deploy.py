@@ -111,8 +111,13 @@ def api_calls(api):
     """(resource, verb) of every request the fake API server saw."""
     calls = set()
     for method, path, _ in api.requests:
+        if path.startswith("/apis/policy/v1/") and path.endswith("/poddisruptionbudgets"):
+            calls.add(("poddisruptionbudgets", {"GET": "list"}[method]))
+            continue
         parts = path.strip("/").split("/")[2:]
-        if parts[0] == "nodes":
+        if method == "WATCH":
+            calls.add((parts[0], "watch"))
+        elif parts[0] == "nodes":
             calls.add(("nodes", {"GET": "list" if len(parts) == 1 else "get",
                                  "PATCH": "patch"}[method]))
         elif parts[-1] == "binding":
@@ -134,9 +139,14 @@ def test_rbac_is_exactly_what_the_extender_uses(api, sched):
             "PodUID": "uid-pending-small", "Node": "node-a"}
     assert sched.post("bind", args)[1]["Error"]
     assert sched.post("bind", args)[1] == {"Error": ""}
+    # A preemption reads PodDisruptionBudgets (the fake has none: 404).
+    sched.post("preempt", {"Pod": api.pod("default", "pending-small"),
+                           "NodeNameToMetaVictims": {"node-a": {"Pods": [{"UID": "uid-trainer"}],
+                                                                "NumPDBViolations": 0}}})
     used = api_calls(api)
     (role,) = [m for m in manifests() if m["kind"] == "ClusterRole"
                and m["metadata"]["name"] == "gpupool-sched"]
     granted = {(r, v) for rule in role["rules"] for r in rule["resources"] for v in rule["verbs"]}
-    assert all(rule["apiGroups"] == [""] for rule in role["rules"])
+    assert all(rule["apiGroups"] == ["policy" if rule["resources"] == ["poddisruptionbudgets"]
+                                     else ""] for rule in role["rules"])
     assert used == granted, "used %s, granted %s" % (sorted(used), sorted(granted))

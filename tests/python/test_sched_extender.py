@@ -18,8 +18,8 @@ import re
 
 import pytest
 
-from test_sched_fakeapi import (FIXTURES, FakeAPI, Sched, cluster, stopped_cleanly,
-                                write_kubeconfig)
+from test_sched_fakeapi import (FIXTURES, FakeAPI, Sched, api, cluster,  # noqa: F401
+                                sched_fixture, stopped_cleanly, tmp, write_kubeconfig)
 
 HTTP = os.path.join(FIXTURES, "http")
 CASES = sorted(os.path.basename(p).split(".")[0] for p in glob.glob(os.path.join(HTTP, "*.request.*")))
@@ -130,11 +130,12 @@ def test_filter_nodes_echoes_the_objects(env):
     assert code == 200 and body["Nodes"]["items"] == sent and body["NodeNames"] is None
 
 
-def test_allocations_come_from_pods(env):
+def test_allocations_come_from_pods(request, api, tmp):
     # node-a's GPU-a0 has 40 GiB taken by the running trainer; the finished
     # pod's allocation on GPU-a1 must not count.  So 70000 MiB fits (a1)
-    # but not twice.
-    api, sched, nodes = env
+    # but not twice.  An extender of its own: the shared one expects the
+    # pods other tests scored on their best nodes for a while.
+    sched = sched_fixture(request, api, tmp, ["--policy", "binpack"])
     pod = api.pod("default", "pending-small")
     lim = pod["spec"]["containers"][0]["resources"]["limits"]
     lim.update({"gpupool.io/vgpu": "1", "gpupool.io/vgpu-memory": "70000"})
@@ -183,7 +184,7 @@ def test_wrong_method_and_path(env):
     api, sched, nodes = env
     code, _ = sched.get("/filter")
     assert code == 405
-    code, _ = sched.post("preempt", {})
+    code, _ = sched.post("unbind", {})
     assert code == 404
 
 

@@ -16,10 +16,16 @@ TLS, with the semantics `gpupool sched` must get right:
   a PodDisruptionBudget would);
 - lists support the fieldSelectors the extender uses (spec.nodeName=,
   spec.nodeName!=, status.phase!=, comma = and);
+- watches (?watch=1) of nodes and pods stream every change after the
+  resourceVersion asked for, as ADDED/MODIFIED/DELETED seen through the
+  field selector (an object that stops matching is DELETED), with
+  BOOKMARKs when allowed; compact() makes older versions answer 410 Gone
+  (and ends the watches open on them with an ERROR event);
 - faults on demand: the next N patches of an object conflict (as if
   another writer got there first), requests of a kind are delayed or fail.
 
-Everything the server is asked is logged (requests, with content types)
+Everything the server is asked is logged (requests, with content types;
+a watch as method WATCH)
 and so are the changes that matter for ordering (lock taken/released,
 pod annotated, pod bound), so tests assert sequences, never timings.
 
@@ -56,6 +62,7 @@ PATCH_TYPES = {
     "application/json-patch+json": "json",
 }
 LOCK = "gpupool.io/bind-lock"
+BINDING = "gpupool.io/binding"
 ALLOC = "gpupool.io/allocation"
 
 
@@ -154,6 +161,13 @@ class FakeAPI:
         self.kube_events = []  # Event objects created
         self.pdb_blocks = set()  # (ns, name) whose eviction a PDB forbids
         self.evicted = []  # (ns, name) evicted
+        self.changes = []  # (rv, kind, old, new): what watches stream
+        self.cond = threading.Condition(self.lock)
+        self.compacted = 0  # watches from before this version get 410
+        self.epoch = 0  # compactions so far
+        self.stopping = False
+        self.watches = 0  # open now
+        self.bookmark_every = 1.0
         for n in nodes:
             self.put_node(n)
         for p in pods:
@@ -164,11 +178,19 @@ class FakeAPI:
         self.rv += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self.rv)
 
+    def changed(self, kind, old, new):
+        """Log a change for the watches (call with the lock held, after
+        bump: the change carries the version it made)."""
+        self.changes.append((self.rv, kind, copy.deepcopy(old), copy.deepcopy(new)))
+        self.cond.notify_all()
+
     def put_node(self, node):
         with self.lock:
             node = copy.deepcopy(node)
             self.bump(node)
-            self.nodes[node["metadata"]["name"]] = node
+            name = node["metadata"]["name"]
+            self.changed("node", self.nodes.get(name), node)
+            self.nodes[name] = node
 
     def put_pod(self, pod):
         with self.lock:
@@ -177,7 +199,28 @@ class FakeAPI:
             md.setdefault("namespace", "default")
             md.setdefault("uid", "uid-" + md["name"])
             self.bump(pod)
-            self.pods[(md["namespace"], md["name"])] = pod
+            key = (md["namespace"], md["name"])
+            self.changed("pod", self.pods.get(key), pod)
+            self.pods[key] = pod
+
+    def delete_pod(self, ns, name):
+        with self.lock:
+            old = self.pods.pop((ns, name))
+            self.rv += 1
+            self.changed("pod", old, None)
+
+    def delete_node(self, name):
+        with self.lock:
+            old = self.nodes.pop(name)
+            self.rv += 1
+            self.changed("node", old, None)
+
+    def compact(self):
+        """Forget history: watches from before now get 410 Gone."""
+        with self.lock:
+            self.compacted = self.rv
+            self.epoch += 1  # the watches open now are on old versions
+            self.cond.notify_all()
 
     def node(self, name):
         with self.lock:
@@ -199,6 +242,12 @@ class FakeAPI:
 
             def log_message(self, *a):
                 pass
+
+            def setup(self):
+                super().setup()
+                # As Go's servers do: a reply's header and body go out
+                # without waiting for the client's delayed ACK.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self):
                 api.handle(self, "GET")
@@ -230,6 +279,9 @@ class FakeAPI:
         return self
 
     def stop(self):
+        with self.lock:
+            self.stopping = True
+            self.cond.notify_all()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -249,8 +301,9 @@ class FakeAPI:
         ctype = h.headers.get("Content-Type", "")
         parts = url.path.strip("/").split("/")
         kind = self.kind_of(parts)
+        watching = method == "GET" and query.get("watch", [""])[0] in ("1", "true")
         with self.lock:
-            self.requests.append((method, url.path, ctype))
+            self.requests.append(("WATCH" if watching else method, url.path, ctype))
             delay = self.delays.get((method, kind), 0)
             fail = self.failures.get((method, kind))
             if fail and fail[1] > 0:
@@ -263,6 +316,8 @@ class FakeAPI:
             time.sleep(delay)
         if fail:
             return self.reply(h, fail[0], status(fail[0], "InternalError", "injected failure"))
+        if watching and parts[:2] == ["api", "v1"] and parts[2:] in (["nodes"], ["pods"]):
+            return self.watch(h, "node" if parts[2] == "nodes" else "pod", query)
         try:
             with self.lock:
                 code, obj = self.route(method, parts, query, ctype, body)
@@ -271,6 +326,70 @@ class FakeAPI:
         except ValueError as e:
             code, obj = 422, status(422, "Invalid", str(e))
         self.reply(h, code, obj)
+
+    def watch(self, h, kind, query):
+        """Stream changes of `kind` after the resourceVersion asked for."""
+        rv = int(query.get("resourceVersion", ["0"])[0] or 0)
+        sel = query.get("fieldSelector", [""])[0]
+        until = time.monotonic() + min(int(query.get("timeoutSeconds", ["60"])[0]), 60)
+        bookmarks = query.get("allowWatchBookmarks", [""])[0] == "true"
+        with self.lock:
+            if rv and rv < self.compacted:
+                return self.reply(h, 410, status(410, "Expired", "too old resource version: "
+                                                 "%d (%d)" % (rv, self.compacted)))
+            pos = len(self.changes)
+            while pos and self.changes[pos - 1][0] > rv:
+                pos -= 1
+            self.watches += 1
+            epoch = self.epoch
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+
+        def send(ev):
+            data = json.dumps(ev).encode() + b"\n"
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            h.wfile.flush()
+
+        def matches(o):
+            return o is not None and (not sel or field_ok(o, sel))
+
+        last_bm = time.monotonic()
+        try:
+            while time.monotonic() < until:
+                with self.lock:
+                    if self.stopping:
+                        break
+                    if rv < self.compacted or epoch != self.epoch:
+                        send({"type": "ERROR", "object": status(410, "Expired",
+                                                                "too old resource version")})
+                        break
+                    new = [c for c in self.changes[pos:] if c[1] == kind]
+                    pos = len(self.changes)
+                    cur = self.rv
+                    if not new:
+                        self.cond.wait(0.2)
+                for _, _, old, obj in new:
+                    was, now = matches(old), matches(obj)
+                    if now:
+                        send({"type": "MODIFIED" if was else "ADDED", "object": obj})
+                    elif was:
+                        send({"type": "DELETED", "object": obj or old})
+                if new:
+                    rv = max(rv, new[-1][0])
+                if bookmarks and time.monotonic() - last_bm >= self.bookmark_every:
+                    last_bm = time.monotonic()
+                    send({"type": "BOOKMARK", "object": {
+                        "kind": "Node" if kind == "node" else "Pod", "apiVersion": "v1",
+                        "metadata": {"resourceVersion": str(cur)}}})
+            h.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass  # the client went away
+        finally:
+            with self.lock:
+                self.watches -= 1
+        h.close_connection = True
 
     @staticmethod
     def kind_of(parts):
@@ -342,6 +461,7 @@ class FakeAPI:
             new = merge_patch(obj, patch)
         self.record_changes(key, self.annotations(obj), self.annotations(new), kind)
         self.bump(new)
+        self.changed("node" if table is self.nodes else "pod", obj, new)
         table[key] = new
         return 200, copy.deepcopy(new)
 
@@ -370,8 +490,10 @@ class FakeAPI:
         if pod.get("spec", {}).get("nodeName"):
             return 409, status(409, "Conflict", "pod %s is already assigned to node %s"
                                % (key[1], pod["spec"]["nodeName"]))
+        old = copy.deepcopy(pod)
         pod.setdefault("spec", {})["nodeName"] = node
         self.bump(pod)
+        self.changed("pod", old, pod)
         self.bindings[key] = node
         self.events.append(("bind", "%s/%s" % key, node))
         return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
@@ -399,7 +521,9 @@ class FakeAPI:
         if key in self.pdb_blocks:
             return 429, status(429, "TooManyRequests", "Cannot evict pod as it would violate "
                                "the pod's disruption budget.")
-        del self.pods[key]
+        old = self.pods.pop(key)
+        self.rv += 1
+        self.changed("pod", old, None)
         self.evicted.append(key)
         return 201, {"kind": "Status", "apiVersion": "v1", "status": "Success", "code": 201}
 

@@ -1,6 +1,7 @@
 /* test_sched_annot.c - the annotation codecs (src/sched/annot*.c): node
  * state (ours and HAMi's register and scores), allocations (ours and
- * HAMi's), the bind lock, times; round trips, versions, range checks. */
+ * HAMi's), the bind lock, the binds in flight, times; round trips,
+ * versions, range checks. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -349,6 +350,63 @@ static void test_lock(void **state)
 	assert_int_equal(gp_annot_lock_parse("locked", &m, why, sizeof why), -EINVAL);
 }
 
+static void test_binding(void **state)
+{
+	struct gp_annot_binding *b = calloc(1, sizeof *b), *back = calloc(1, sizeof *back);
+	char why[256], *text;
+	static const char *const bad[] = {
+		"{\"version\":1}",                                        /* no pods */
+		"{\"version\":1,\"pods\":[{\"pod\":\"a/b\",\"expires\":\"2030-01-01T00:00:00Z\","
+		"\"footprint\":[]}]}",                                     /* no uid */
+		"{\"version\":1,\"pods\":[{\"uid\":\"u\",\"expires\":\"soon\",\"footprint\":[]}]}",
+		"{\"version\":1,\"pods\":[{\"uid\":\"u\",\"expires\":\"2030-01-01T00:00:00Z\","
+		"\"footprint\":[{\"uuid\":\"G\",\"memoryBytes\":1,\"compute\":0,\"tenants\":1},"
+		"{\"uuid\":\"g\",\"memoryBytes\":1,\"compute\":0,\"tenants\":1}]}]}", /* GPU twice */
+		"{\"version\":1,\"pods\":[{\"uid\":\"u\",\"expires\":\"2030-01-01T00:00:00Z\","
+		"\"footprint\":[{\"uuid\":\"G\",\"memoryBytes\":-1,\"compute\":0,\"tenants\":1}]}]}",
+		"[]",
+	};
+
+	(void)state;
+	assert_non_null(b);
+	assert_non_null(back);
+	b->n = 2;
+	snprintf(b->pod[0].uid, sizeof b->pod[0].uid, "uid-a");
+	snprintf(b->pod[0].pod, sizeof b->pod[0].pod, "ml/a");
+	b->pod[0].expires_ms = 1700000000123;
+	b->pod[0].nhold = 2;
+	snprintf(b->pod[0].hold[0].uuid, sizeof b->pod[0].hold[0].uuid, "GPU-0");
+	b->pod[0].hold[0].mem_bytes = 20 * GiB;
+	b->pod[0].hold[0].compute = 25;
+	b->pod[0].hold[0].tenants = 1;
+	snprintf(b->pod[0].hold[1].uuid, sizeof b->pod[0].hold[1].uuid, "GPU-1");
+	b->pod[0].hold[1].mem_bytes = 80 * GiB;
+	b->pod[0].hold[1].compute = 100;
+	b->pod[0].hold[1].tenants = 1;
+	b->pod[0].hold[1].exclusive = true;
+	snprintf(b->pod[1].uid, sizeof b->pod[1].uid, "uid-b");
+	b->pod[1].expires_ms = 1700000001000;
+	text = gp_annot_binding_format(b);
+	assert_non_null(text);
+	assert_int_equal(gp_annot_binding_parse(text, back, why, sizeof why), 0);
+	assert_int_equal(back->n, 2);
+	assert_memory_equal(&back->pod[0], &b->pod[0], sizeof b->pod[0]);
+	assert_string_equal(back->pod[1].uid, "uid-b");
+	assert_int_equal(back->pod[1].nhold, 0);
+	assert_true(back->pod[1].expires_ms == 1700000001000);
+	free(text);
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		why[0] = '\0';
+		assert_int_equal(gp_annot_binding_parse(bad[i], back, why, sizeof why), -EINVAL);
+		assert_true(strstr(why, "gpupool.io/binding") != NULL);
+	}
+	assert_int_equal(gp_annot_binding_parse("{\"version\":2,\"pods\":[]}", back, why,
+						sizeof why),
+			 -EPROTONOSUPPORT);
+	free(b);
+	free(back);
+}
+
 static void test_times(void **state)
 {
 	static const struct {
@@ -392,6 +450,7 @@ int main(void)
 		cmocka_unit_test(test_allocation_refusals),
 		cmocka_unit_test(test_hami_allocation),
 		cmocka_unit_test(test_lock),
+		cmocka_unit_test(test_binding),
 		cmocka_unit_test(test_times),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
-/* test_sched_kubeconfig.c - where the Kubernetes API is: the YAML subset
- * kubectl writes (net/kubeyaml.c), kubeconfig interpretation and in-cluster
+/* test_sched_kubeconfig.c - where the Kubernetes API is: kubeconfig YAML
+ * (read with libyaml), kubeconfig interpretation and in-cluster
  * credentials (net/kubeconfig.c), and base64. */
 #include <errno.h>
 #include <setjmp.h>
@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "net/kubeconfig.h"
-#include "net/kubeyaml.h"
 
 /* What `kubectl config view --raw` writes: sequences at their key's
  * indentation, base64 CA data, an empty flow mapping. */
@@ -53,7 +53,7 @@ static const char kubectl_yaml[] =
 
 static json_t *yaml(const char *text, char *err, size_t n)
 {
-	return gp__kubeyaml_parse(text, strlen(text), err, n);
+	return gp__kubeconfig_yaml(text, strlen(text), err, n);
 }
 
 static void test_yaml_kubectl_layout(void **state)
@@ -138,32 +138,41 @@ static void test_yaml_indented_sequences_and_nesting(void **state)
 	json_decref(doc);
 }
 
-/* Everything outside the subset is refused, with the line and the reason. */
+/* What is refused is refused with the line and the reason: libyaml's own
+ * complaints for text that is not YAML, ours for YAML a kubeconfig must
+ * not use. */
 static void test_yaml_refusals(void **state)
 {
 	static const struct {
 		const char *text, *why;
 	} bad[] = {
-		{"a: 1\n\tb: 2\n", "line 2: tab in indentation"},
-		{"a: &x 1\n", "line 1: anchors and aliases"},
-		{"a: *x\n", "line 1: anchors and aliases"},
-		{"a: !!str 1\n", "line 1: tags are not supported"},
-		{"a: |\n  text\n", "line 1: block scalars"},
-		{"a: >\n  text\n", "line 1: block scalars"},
-		{"a: {b: 1}\n", "line 1: flow collections"},
-		{"a: [1, 2]\n", "line 1: flow collections"},
-		{"a: 1\n---\nb: 2\n", "line 2: several YAML documents"},
+		{"a: 1\n\tb: 2\n", "line 2: found a tab character that violates indentation"},
+		{"a: &x 1\n", "line 1: anchors and aliases are not supported"},
+		{"a: 1\nb: *x\n", "line 2: anchors and aliases are not supported"},
+		{"a: 1\nb: &x\n  c: 2\n", "line 2: anchors and aliases are not supported"},
+		{"a: !foo 1\n", "line 1: tag '!foo' is not supported"},
+		{"a: !!float 1.5\n", "line 1: tag 'tag:yaml.org,2002:float' is not supported"},
+		{"a: !!int x\n", "line 1: 'x' is not a valid !!int"},
+		{"a: !!seq {b: 1}\n", "is not supported"},
+		{"a: 1\n---\nb: 2\n", "line 2: several YAML documents in one file are not supported"},
 		{"a: 1\na: 2\n", "line 2: duplicate key 'a'"},
-		{"a:\n    b: 1\n  c: 2\n", "line 3: unexpected indentation"},
-		{"a: 1\n  b: 2\n", "line 2: unexpected indentation"},
-		{"a: \"open\n", "line 1: unterminated double-quoted string"},
-		{"a: 'x' y\n", "line 1: unexpected text after a quoted string"},
-		{"a: b: c\n", "line 1: ': ' inside a plain value"},
-		{"just text\n", "line 1: expected a mapping or a sequence"},
+		{"{a: 1, b: 2, a: 3}\n", "line 1: duplicate key 'a'"},
+		{"? [a]\n: 1\n", "line 1: a key must be a name, not a list"},
+		{"{{a: 1}: 2}\n", "line 1: a key must be a name, not a mapping"},
+		{"a:\n    b: 1\n  c: 2\n", "line 3: did not find expected key"},
+		{"a: 1\n  b: 2\n", "line 2: mapping values are not allowed in this context"},
+		{"a: \"open\n", "while scanning a quoted scalar at line 1"},
+		{"a: 'x' y\n", "line 1: did not find expected key"},
+		{"a: b: c\n", "line 1: mapping values are not allowed"},
+		{"a: [1, 2\n", "did not find expected ',' or ']'"},
+		{"just text\n", "line 1: expected a mapping or a sequence at the top"},
 		{"", "line 1: empty document"},
-		{"a: \"\\q\"\n", "line 1: unknown escape \\q"},
-		{"a: \"\\ud800\"\n", "line 1: escape"},
-		{"a:\n- x\n  y\n", "line 3: unexpected indentation"},
+		{"# nothing but a comment\n", "line 1: empty document"},
+		{"a: \"\\q\"\n", "line 1: found unknown escape character"},
+		{"a: \"\\ud800\"\n", "line 1: found invalid Unicode character escape code"},
+		{"a: \"x\\0y\"\n", "line 1: a NUL character in a string is not supported"},
+		{"a: 1\nb: \xff\n", "line 2: invalid leading UTF-8 octet"},
+		{"a: \x01\n", "line 1: control characters are not allowed"},
 	};
 	char err[256];
 
@@ -177,6 +186,80 @@ static void test_yaml_refusals(void **state)
 	}
 }
 
+/* YAML the old hand-written reader refused and libyaml reads: flow
+ * collections, block scalars, multi-line plain scalars, explicit
+ * documents, tags of the core schema. */
+static void test_yaml_beyond_the_old_subset(void **state)
+{
+	char err[256];
+	json_t *doc = yaml("%YAML 1.1\n"
+			   "--- # the one document\n"
+			   "flow: {a: 1, 'b c': [x, \"y\", {d: ~}], e: []}\n"
+			   "literal: |\n"
+			   "  line one\n"
+			   "  line two\n"
+			   "stripped: |-\n"
+			   "  no newline\n"
+			   "folded: >\n"
+			   "  folded\n"
+			   "  text\n"
+			   "multi: a plain\n"
+			   "  scalar on two lines\n"
+			   "str: !!str 42\n"
+			   "int: !!int 42\n"
+			   "nul: !!null ''\n"
+			   "bool: !!bool true\n"
+			   "? explicit key\n"
+			   ": explicit value\n"
+			   "...\n",
+			   err, sizeof err),
+	       *flow, *bc;
+
+	(void)state;
+	if (!doc)
+		fail_msg("refused: %s", err);
+	flow = json_object_get(doc, "flow");
+	assert_int_equal(json_integer_value(json_object_get(flow, "a")), 1);
+	bc = json_object_get(flow, "b c");
+	assert_int_equal(json_array_size(bc), 3);
+	assert_string_equal(json_string_value(json_array_get(bc, 1)), "y");
+	assert_true(json_is_null(json_object_get(json_array_get(bc, 2), "d")));
+	assert_true(json_is_array(json_object_get(flow, "e")));
+	assert_string_equal(json_string_value(json_object_get(doc, "literal")),
+			    "line one\nline two\n");
+	assert_string_equal(json_string_value(json_object_get(doc, "stripped")), "no newline");
+	assert_string_equal(json_string_value(json_object_get(doc, "folded")), "folded text\n");
+	assert_string_equal(json_string_value(json_object_get(doc, "multi")),
+			    "a plain scalar on two lines");
+	assert_string_equal(json_string_value(json_object_get(doc, "str")), "42");
+	assert_int_equal(json_integer_value(json_object_get(doc, "int")), 42);
+	assert_true(json_is_null(json_object_get(doc, "nul")));
+	assert_true(json_is_true(json_object_get(doc, "bool")));
+	assert_string_equal(json_string_value(json_object_get(doc, "explicit key")),
+			    "explicit value");
+	json_decref(doc);
+	/* A flow sequence at the top is YAML too (a kubeconfig it is not). */
+	doc = yaml("[a, b]", err, sizeof err);
+	assert_int_equal(json_array_size(doc), 2);
+	json_decref(doc);
+}
+
+/* The classic alias bomb: refused at its first anchor, before anything is
+ * expanded (the old reader refused it too; libyaml's document API would
+ * have built it). */
+static void test_yaml_alias_bomb(void **state)
+{
+	char err[256];
+
+	(void)state;
+	assert_null(yaml("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+			 "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+			 "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+			 "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\n",
+			 err, sizeof err));
+	assert_string_equal(err, "line 1: anchors and aliases are not supported");
+}
+
 static void test_yaml_caps(void **state)
 {
 	char err[256], *deep, *big;
@@ -188,18 +271,38 @@ static void test_yaml_caps(void **state)
 	for (int i = 0; i < 40; i++)
 		n += (size_t)sprintf(deep + n, "%*sk%d:\n", i * 2, "", i);
 	n += (size_t)sprintf(deep + n, "%*sleaf: 1\n", 80, "");
-	assert_null(gp__kubeyaml_parse(deep, n, err, sizeof err));
+	assert_null(gp__kubeconfig_yaml(deep, n, err, sizeof err));
 	assert_non_null(strstr(err, "nested deeper than"));
 	free(deep);
 	/* Size past the cap. */
-	big = malloc(GP_KUBEYAML_MAX_BYTES + 2);
-	memset(big, ' ', GP_KUBEYAML_MAX_BYTES + 1);
-	assert_null(gp__kubeyaml_parse(big, GP_KUBEYAML_MAX_BYTES + 1, err, sizeof err));
+	big = malloc(GP_KUBECONFIG_MAX_BYTES + 2);
+	memset(big, ' ', GP_KUBECONFIG_MAX_BYTES + 1);
+	assert_null(gp__kubeconfig_yaml(big, GP_KUBECONFIG_MAX_BYTES + 1, err, sizeof err));
 	assert_non_null(strstr(err, "larger than"));
 	free(big);
-	/* NUL bytes. */
-	assert_null(gp__kubeyaml_parse("a: 1\0b", 6, err, sizeof err));
-	assert_non_null(strstr(err, "NUL"));
+	/* Nesting past the cap in flow style, where one line can open a
+	 * thousand lists. */
+	big = malloc(2000);
+	memset(big, '[', 1000);
+	memset(big + 1000, ']', 1000);
+	assert_null(gp__kubeconfig_yaml(big, 2000, err, sizeof err));
+	assert_string_equal(err, "line 1: nested deeper than 32 levels");
+	free(big);
+	/* More values than the cap, each small. */
+	n = 0;
+	big = malloc(3 * GP_KUBECONFIG_MAX_NODES + 16);
+	big[n++] = '[';
+	for (unsigned i = 0; i <= GP_KUBECONFIG_MAX_NODES; i++) {
+		big[n++] = '1';
+		big[n++] = ',';
+	}
+	big[n++] = ']';
+	assert_null(gp__kubeconfig_yaml(big, n, err, sizeof err));
+	assert_non_null(strstr(err, "more than 100000 values"));
+	free(big);
+	/* NUL bytes: libyaml would take one for the end of the text. */
+	assert_null(gp__kubeconfig_yaml("a: 1\nb: 2\0c", 11, err, sizeof err));
+	assert_string_equal(err, "line 2: NUL byte in the text");
 }
 
 static void test_base64(void **state)
@@ -220,6 +323,12 @@ static void test_base64(void **state)
 	assert_null(gp__base64_decode("aGk*", 4, &n));
 	assert_null(gp__base64_decode("aG=k", 4, &n));
 	assert_null(gp__base64_decode("aR==", 4, &n)); /* non-zero padding bits */
+	s = gp__base64_decode("aGVs\nbG8=\r\n", 11, &n); /* line breaks skipped */
+	assert_non_null(s);
+	assert_int_equal(n, 5);
+	assert_memory_equal(s, "hello", 5);
+	free(s);
+	assert_null(gp__base64_decode("aGVs bG8=", 9, &n)); /* other blanks are not */
 }
 
 static void test_kubeconfig_current_context(void **state)
@@ -342,6 +451,8 @@ static void test_kubeconfig_refusals(void **state)
 		 "'proxy-url' is not supported", -ENOTSUP},
 		{"    certificate-authority: x\n", "    token: t\n", "has no server", -EINVAL},
 		{"    server: ftp://h\n", "    token: t\n", "is not an http(s) URL", -EINVAL},
+		{"    server: https://\n", "    token: t\n", "names no host", -EINVAL},
+		{"    server: http:///x\n", "    token: t\n", "names no host", -EINVAL},
 		{"    server: https://h\n    insecure-skip-tls-verify: yes\n", "    token: t\n",
 		 "must be true or false", -EINVAL},
 		{"    server: https://h\n    certificate-authority-data: '***'\n", "    token: t\n",
@@ -388,6 +499,93 @@ static void test_kubeconfig_json_and_structure(void **state)
 					     err, sizeof err),
 			 -EINVAL);
 	assert_non_null(strstr(err, "'contexts' is not a list"));
+}
+
+/* Kubeconfigs written by hand rather than by kubectl: flow style, quoted
+ * keys, comments everywhere, block scalars (a token, CA data broken over
+ * lines as Go's base64 decoder allows). */
+static void test_kubeconfig_yaml_styles(void **state)
+{
+	static const char flow[] =
+		"{current-context: c, contexts: [{name: c, context: {cluster: k, user: u,\n"
+		"  namespace: ns}}], clusters: [{name: k, cluster: {server: 'https://h:6443'}}],\n"
+		" users: [{name: u, user: {token: t0k}}]}\n";
+	static const char hand[] =
+		"# written by hand\n"
+		"\"current-context\": 'c'   # quoted key, single-quoted value\n"
+		"contexts:\n"
+		"  # a comment between a key and its list\n"
+		"  - name: c\n"
+		"    context: {cluster: k, user: \"u\"}\n"
+		"clusters:\n"
+		"- name: k\n"
+		"  cluster:\n"
+		"    'server': https://h\n"
+		"    certificate-authority-data: |\n"
+		"      aGVsbG8g\n"
+		"      Q0E=\n"
+		"users:\n"
+		"- name: u # trailing comment\n"
+		"  user:\n"
+		"    token: |-\n"
+		"      abc.def\n";
+	struct gp_kubeconfig kc;
+	char err[256];
+
+	(void)state;
+	if (gp_kubeconfig_parse(&kc, flow, strlen(flow), NULL, NULL, err, sizeof err))
+		fail_msg("flow style refused: %s", err);
+	assert_string_equal(kc.server, "https://h:6443");
+	assert_string_equal(kc.token, "t0k");
+	assert_string_equal(kc.namespace, "ns");
+	gp_kubeconfig_free(&kc);
+	if (gp_kubeconfig_parse(&kc, hand, strlen(hand), NULL, NULL, err, sizeof err))
+		fail_msg("hand-written refused: %s", err);
+	assert_string_equal(kc.server, "https://h");
+	assert_string_equal(kc.token, "abc.def");
+	assert_int_equal(kc.ca_len, 8);
+	assert_memory_equal(kc.ca_data, "hello CA", 8);
+	gp_kubeconfig_free(&kc);
+}
+
+static void test_kubeconfig_yaml_refusals(void **state)
+{
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		/* Two documents, as `kubectl config view` of two files might be
+		 * pasted: which one would be meant? */
+		{"current-context: c\n---\ncurrent-context: d\n",
+		 "line 2: several YAML documents in one file are not supported"},
+		{"current-context: &x c\n", "line 1: anchors and aliases are not supported"},
+		{"current-context: c\ncurrent-context: d\n", "line 2: duplicate key 'current-context'"},
+		/* Neither JSON nor YAML: both say why. */
+		{"{\"current-context\": c", "not valid JSON"},
+		{"{\"current-context\": c", "; nor YAML: line "},
+		/* A number where a string belongs is named. */
+		{"current-context: 7\n", "'current-context' must be a string"},
+	};
+	struct gp_kubeconfig kc;
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		int rc = gp_kubeconfig_parse(&kc, bad[i].text, strlen(bad[i].text), NULL, NULL, err,
+					     sizeof err);
+		if (rc != -EINVAL || !strstr(err, bad[i].why))
+			fail_msg("case %zu: rc %d, said '%s'; want '%s'", i, rc, err, bad[i].why);
+	}
+	/* The size cap holds for JSON as for YAML. */
+	{
+		size_t big = GP_KUBECONFIG_MAX_BYTES + 1;
+		char *text = malloc(big);
+		memset(text, ' ', big);
+		text[0] = '{';
+		assert_int_equal(gp_kubeconfig_parse(&kc, text, big, NULL, NULL, err, sizeof err),
+				 -EINVAL);
+		assert_non_null(strstr(err, "larger than"));
+		free(text);
+	}
 }
 
 /* A scratch directory with a service account's files. */
@@ -492,6 +690,8 @@ int main(void)
 		cmocka_unit_test(test_yaml_scalars_and_comments),
 		cmocka_unit_test(test_yaml_indented_sequences_and_nesting),
 		cmocka_unit_test(test_yaml_refusals),
+		cmocka_unit_test(test_yaml_beyond_the_old_subset),
+		cmocka_unit_test(test_yaml_alias_bomb),
 		cmocka_unit_test(test_yaml_caps),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_kubeconfig_current_context),
@@ -499,6 +699,8 @@ int main(void)
 		cmocka_unit_test(test_kubeconfig_users_and_clusters),
 		cmocka_unit_test(test_kubeconfig_refusals),
 		cmocka_unit_test(test_kubeconfig_json_and_structure),
+		cmocka_unit_test(test_kubeconfig_yaml_styles),
+		cmocka_unit_test(test_kubeconfig_yaml_refusals),
 		cmocka_unit_test(test_in_cluster),
 		cmocka_unit_test(test_load_from_file),
 	};
