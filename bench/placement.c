@@ -73,6 +73,8 @@ struct plist {
 	struct tpod *pods;
 	size_t npods;
 	struct gp_workload *w;
+	struct gp_workload *wtyp; /* the simulator's "typical pods" (fgd) */
+	unsigned ntyp;          /* shapes in it */
 	unsigned rounded;       /* gpu_milli values rounded up to a percent */
 };
 
@@ -348,6 +350,90 @@ static void load_pods(struct plist *pl)
 			pl->rounded);
 }
 
+/* The workload the paper's simulator gives FGD (GetTypicalPods in its
+ * pkg/utils/frag.go, with the settings of its experiment scripts: CPU pods
+ * included, popularity threshold 95 %, step 1): pods are counted by shape
+ * (CPU, GPU count, per-GPU share, GPU type; host memory is not part of
+ * it), the shapes sorted by decreasing count (ties: larger CPU, share, GPU
+ * count, type first), and the most popular ones kept until they cover 95 %
+ * of the pods. */
+struct tshape {
+	const struct tpod *p;
+	double count;
+};
+
+static int cmp_shape(const void *a, const void *b)
+{
+	const struct tshape *x = a, *y = b;
+	int c;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	if (x->p->cpu != y->p->cpu)
+		return x->p->cpu > y->p->cpu ? -1 : 1;
+	if (x->p->pct != y->p->pct)
+		return x->p->pct > y->p->pct ? -1 : 1;
+	if (x->p->gpus != y->p->gpus)
+		return x->p->gpus > y->p->gpus ? -1 : 1;
+	c = strcmp(x->p->spec, y->p->spec);
+	return c > 0 ? -1 : c < 0;
+}
+
+static bool same_shape(const struct tpod *a, const struct tpod *b)
+{
+	return a->cpu == b->cpu && a->gpus == b->gpus && a->pct == b->pct && strcmp(a->spec, b->spec) == 0;
+}
+
+static void typical_pods(struct plist *pl)
+{
+	struct tshape *sh = calloc(pl->npods, sizeof *sh);
+	size_t nsh = 0, *bucket, nb = 1;
+	struct gp_request *r;
+	double cum = 0;
+	char err[GP_REASON_MAX];
+
+	while (nb < 2 * pl->npods)
+		nb *= 2;
+	bucket = malloc(nb * sizeof *bucket);
+	if (!sh || !bucket || gp_workload_new(&pl->wtyp) < 0 || gp_request_new(&r) < 0)
+		die("out of memory");
+	for (size_t i = 0; i < nb; i++)
+		bucket[i] = SIZE_MAX;
+	for (size_t i = 0; i < pl->npods; i++) {
+		const struct tpod *t = &pl->pods[i];
+		uint64_t h = gp__hash_mix(gp__hash_mix(gp__hash_mix(t->cpu, t->gpus), t->pct), gp__hash_ci(t->spec));
+		size_t b = h & (nb - 1);
+
+		while (bucket[b] != SIZE_MAX && !same_shape(sh[bucket[b]].p, t))
+			b = (b + 1) & (nb - 1);
+		if (bucket[b] == SIZE_MAX) {
+			bucket[b] = nsh;
+			sh[nsh++] = (struct tshape){.p = t};
+		}
+		sh[bucket[b]].count++;
+	}
+	qsort(sh, nsh, sizeof *sh, cmp_shape);
+	for (size_t i = 0; i < nsh && cum < 0.95 * (double)pl->npods; i++) {
+		const struct tpod *t = sh[i].p;
+
+		cum += sh[i].count;
+		gp_request_reset(r);
+		gp_request_set_host(r, t->cpu, 0);
+		if (t->gpus) {
+			struct gp_ctr c = {.gpus = t->gpus, .compute = t->pct, .types = t->spec};
+
+			if (gp_request_add_container(r, &c, err, sizeof err) < 0)
+				die("%s: %s", pl->path, err);
+		}
+		if (gp_workload_add(pl->wtyp, r, sh[i].count) < 0)
+			die("%s: cannot add to the workload", pl->path);
+		pl->ntyp++;
+	}
+	gp_request_free(r);
+	free(bucket);
+	free(sh);
+}
+
 /* --- one run ------------------------------------------------------------------ */
 
 static const struct {
@@ -361,7 +447,14 @@ static const struct {
 	{"spread", "spread"},
 	{"fgd", "fgd"},
 	{"ours", "ours"},
+	/* not run unless named: fgd as this library had it before it
+	 * followed the paper's simulator (exact growth, random ties, every
+	 * pod shape in the workload) */
+	{"fgd-exact", "fgd"},
 };
+#define POL_FGD 5
+#define POL_OURS 6
+#define POL_FGD_EXACT 7
 #define NPOL (sizeof policies / sizeof *policies)
 
 struct result {
@@ -378,13 +471,15 @@ struct result {
 struct job {
 	struct plist *list;
 	unsigned pol, seed;
+	unsigned scale;         /* the node list this many times */
 	struct result res;
 };
 
 static bool g_ignore_mem; /* the paper's simulator: no host memory */
 static const struct tnode *g_nodes;
 static size_t g_nnodes;
-static uint64_t g_capacity; /* percent units */
+static uint64_t g_capacity; /* percent units, one copy of the node list */
+static unsigned g_scale = 1; /* --scale */
 
 static uint64_t rnd(uint64_t *s)
 {
@@ -403,17 +498,45 @@ static double now_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-static struct gp_node **build_cluster(void)
+/* The cluster: the node list `scale` times.  Names follow the paper's
+ * simulator (syncClusterResourceList in its pkg/simulator/simulator.go):
+ * the nodes, sorted by name, get a prefix "%04d-" from a random
+ * permutation, seeded per run, so that its tie-break (the smallest name
+ * among the best scores) is a random but fixed order of the nodes.  Our
+ * permutation generator is not Go's, so the order differs from theirs
+ * seed by seed; over ten seeds that is noise.  Copies past the first get
+ * "-r<k>" appended, and the prefix widens past 10,000 nodes. */
+static struct gp_node **build_cluster(unsigned scale, unsigned seed)
 {
-	struct gp_node **nodes = calloc(g_nnodes, sizeof *nodes);
+	size_t total = g_nnodes * scale;
+	struct gp_node **nodes = calloc(total, sizeof *nodes);
+	size_t *perm = malloc(total * sizeof *perm);
+	uint64_t rng = 0x9a3e0000ull + seed;
+	int width = 4;
 
-	if (!nodes)
+	if (!nodes || !perm)
 		die("out of memory");
-	for (size_t i = 0; i < g_nnodes; i++) {
-		const struct tnode *t = &g_nodes[i];
-		char err[GP_REASON_MAX];
+	for (size_t k = 10000; k < total; k *= 10)
+		width++;
+	for (size_t i = 0; i < total; i++)
+		perm[i] = i;
+	for (size_t i = total; i > 1; i--) {
+		size_t j = rnd(&rng) % i, t = perm[i - 1];
 
-		if (gp_node_new(&nodes[i], t->name, t->cpu, 0, g_ignore_mem ? 0 : t->mem, 0) < 0)
+		perm[i - 1] = perm[j];
+		perm[j] = t;
+	}
+	for (size_t i = 0; i < total; i++) {
+		const struct tnode *t = &g_nodes[i % g_nnodes];
+		char err[GP_REASON_MAX], name[GP_NAME_MAX + 48];
+
+		if (i < g_nnodes)
+			snprintf(name, sizeof name, "%0*zu-%s", width, perm[i], t->name);
+		else
+			snprintf(name, sizeof name, "%0*zu-%s-r%zu", width, perm[i], t->name, i / g_nnodes);
+		if (strlen(name) >= GP_NAME_MAX)
+			die("node %s: name too long with its prefix", t->name);
+		if (gp_node_new(&nodes[i], name, t->cpu, 0, g_ignore_mem ? 0 : t->mem, 0) < 0)
 			die("node %s: cannot build", t->name);
 		for (unsigned g = 0; g < t->gpus; g++) {
 			struct gp_gpu gpu = {
@@ -428,12 +551,16 @@ static struct gp_node **build_cluster(void)
 				die("node %s: %s", t->name, err);
 		}
 	}
+	free(perm);
 	return nodes;
 }
 
 static void run(struct job *j)
 {
-	struct gp_node **nodes = build_cluster();
+	struct gp_node **nodes = build_cluster(j->scale, j->seed);
+	size_t nnodes = g_nnodes * j->scale;
+	uint64_t capacity = g_capacity * j->scale;
+	const struct gp_workload *w = j->pol == POL_FGD ? j->list->wtyp : j->list->w;
 	struct gp_policy pol;
 	struct gp_placer *pl, *cold = NULL;
 	struct gp_request *r;
@@ -446,19 +573,21 @@ static void run(struct job *j)
 
 	if (gp_policy_parse(policies[j->pol].policy, &pol, err, sizeof err) < 0)
 		die("policy %s: %s", policies[j->pol].policy, err);
-	if (gp_placer_new(&pl, &pol, j->list->w) < 0 || gp_request_new(&r) < 0)
+	if (gp_placer_new(&pl, &pol, w) < 0 || gp_request_new(&r) < 0)
 		die("out of memory");
 	gp_placer_seed(pl, 1000 + j->seed);
+	gp__placer_fgd_exact(pl, j->pol == POL_FGD_EXACT);
 	if (frag) {
-		if (gp_placer_new(&cold, &pol, j->list->w) < 0)
+		if (gp_placer_new(&cold, &pol, w) < 0)
 			die("out of memory");
 		gp__placer_cache(cold, false);
+		gp__placer_fgd_exact(cold, j->pol == POL_FGD_EXACT);
 	}
 	j->res.lat = malloc(latcap * sizeof *j->res.lat);
 	j->res.cold = malloc(coldcap * sizeof *j->res.cold);
 	if (!j->res.lat || !j->res.cold)
 		die("out of memory");
-	while (arrived < g_capacity) {
+	while (arrived < capacity) {
 		const struct tpod *t = &j->list->pods[rnd(&rng) % j->list->npods];
 		double t0, t1;
 		uint64_t rng0;
@@ -475,7 +604,7 @@ static void run(struct job *j)
 		j->res.arrived++;
 		rng0 = gp__placer_rng(pl, NULL);
 		t0 = now_ns();
-		if (gp_placer_choose(pl, nodes, g_nnodes, r, &d) < 0)
+		if (gp_placer_choose(pl, nodes, nnodes, r, &d) < 0)
 			die("gp_placer_choose failed");
 		t1 = now_ns();
 		if (j->res.nlat == latcap && !(j->res.lat = realloc(j->res.lat, (latcap *= 2) * sizeof(double))))
@@ -484,7 +613,7 @@ static void run(struct job *j)
 		if (cold && j->res.arrived % COLD_EVERY == 0) {
 			gp__placer_rng(cold, &rng0);
 			t0 = now_ns();
-			if (gp_placer_choose(cold, nodes, g_nnodes, r, &dc) < 0)
+			if (gp_placer_choose(cold, nodes, nnodes, r, &dc) < 0)
 				die("gp_placer_choose failed");
 			t1 = now_ns();
 			if (j->res.ncold == coldcap &&
@@ -500,14 +629,14 @@ static void run(struct job *j)
 					fprintf(stderr, "first fail %s/%s seed %u: cpu %llu mem %llu gpus %u x %u%% spec %s: %s\n",
 						j->list->label, policies[j->pol].label, j->seed, (unsigned long long)t->cpu,
 						(unsigned long long)(t->mem >> 20), t->gpus, t->pct, t->spec, d.why);
-				j->res.alloc_fail = (double)alloc / (double)g_capacity;
+				j->res.alloc_fail = (double)alloc / (double)capacity;
 				failed = true;
 			}
 			j->res.failed++;
 			if (getenv("GP_BENCH_DEBUG") && atoi(getenv("GP_BENCH_DEBUG")) >= 2)
 				fprintf(stderr, "FAIL %s %s %u gpus=%u pct=%u cpu=%llu mem=%llu at=%.3f %s\n", j->list->label,
 					policies[j->pol].label, j->seed, t->gpus, t->pct, (unsigned long long)t->cpu,
-					(unsigned long long)(t->mem >> 20), (double)alloc / (double)g_capacity, d.why);
+					(unsigned long long)(t->mem >> 20), (double)alloc / (double)capacity, d.why);
 			continue;
 		}
 		if (gp_node_commit(nodes[d.node], &d.plan) < 0)
@@ -515,13 +644,13 @@ static void run(struct job *j)
 		alloc += (uint64_t)t->gpus * t->pct;
 		j->res.placed++;
 	}
-	j->res.alloc_100 = (double)alloc / (double)g_capacity;
+	j->res.alloc_100 = (double)alloc / (double)capacity;
 	if (!failed)
 		j->res.alloc_fail = j->res.alloc_100;
 	gp_request_free(r);
 	gp_placer_free(pl);
 	gp_placer_free(cold);
-	for (size_t i = 0; i < g_nnodes; i++)
+	for (size_t i = 0; i < nnodes; i++)
 		gp_node_free(nodes[i]);
 	free(nodes);
 }
@@ -584,11 +713,72 @@ static struct stat2 mean_sd(const double *v, unsigned n)
 	return s;
 }
 
+/* Latency of the runs on one copy of the node list and on g_scale copies,
+ * per list and policy: median and 99th percentile per decision, and their
+ * ratios.  Printed, and returned as JSON. */
+static json_t *scale_report(struct plist *lists, unsigned nlists, const bool *use)
+{
+	json_t *arr = json_array(), *root = json_object();
+
+	printf("\n  decision latency at %u x the node list (%zu nodes) against 1 x (%zu), us\n", g_scale,
+	       g_nnodes * g_scale, g_nnodes);
+	printf("  %-12s %-12s %9s %9s %9s %9s %7s %7s %8s\n", "list", "policy", "p50 1x", "p99 1x", "p50 Nx", "p99 Nx",
+	       "p50 N/1", "p99 N/1", "mismatch");
+	for (unsigned l = 0; l < nlists; l++)
+		for (unsigned p = 0; p < NPOL; p++) {
+			double q[2][2];
+			unsigned mism = 0; /* cached against cold, at both sizes */
+			json_t *o;
+
+			if (!use[p])
+				continue;
+			for (int k = 0; k < 2; k++) {
+				unsigned sc = k ? g_scale : 1;
+				size_t n = 0;
+				double *v;
+
+				for (size_t i = 0; i < njobs; i++)
+					if (jobs[i].list == &lists[l] && jobs[i].pol == p && jobs[i].scale == sc)
+						n += jobs[i].res.nlat;
+				if (!(v = malloc((n + 1) * sizeof *v)))
+					die("out of memory");
+				n = 0;
+				for (size_t i = 0; i < njobs; i++)
+					if (jobs[i].list == &lists[l] && jobs[i].pol == p && jobs[i].scale == sc) {
+						memcpy(v + n, jobs[i].res.lat, jobs[i].res.nlat * sizeof *v);
+						n += jobs[i].res.nlat;
+						mism += jobs[i].res.mismatch;
+					}
+				q[k][0] = pct(v, n, 0.5) / 1e3;
+				q[k][1] = pct(v, n, 0.99) / 1e3;
+				free(v);
+			}
+			printf("  %-12s %-12s %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %8u\n", lists[l].label, policies[p].label,
+			       q[0][0], q[0][1], q[1][0], q[1][1], q[1][0] / q[0][0], q[1][1] / q[0][1], mism);
+			o = json_object();
+			json_object_set_new(o, "list", json_string(lists[l].label));
+			json_object_set_new(o, "policy", json_string(policies[p].label));
+			json_object_set_new(o, "decision_us_p50_1x", json_real(q[0][0]));
+			json_object_set_new(o, "decision_us_p99_1x", json_real(q[0][1]));
+			json_object_set_new(o, "cache_mismatches", json_integer(mism));
+			json_object_set_new(o, "decision_us_p50_nx", json_real(q[1][0]));
+			json_object_set_new(o, "decision_us_p99_nx", json_real(q[1][1]));
+			json_object_set_new(o, "ratio_p50", json_real(q[1][0] / q[0][0]));
+			json_object_set_new(o, "ratio_p99", json_real(q[1][1] / q[0][1]));
+			json_array_append_new(arr, o);
+		}
+	json_object_set_new(root, "factor", json_integer(g_scale));
+	json_object_set_new(root, "nodes", json_integer((json_int_t)(g_nnodes * g_scale)));
+	json_object_set_new(root, "runs", arr);
+	return root;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: placement --nodes FILE --pods FILE [--pods FILE ...] [--seeds N]\n"
-		"                 [--policies LIST] [--jobs N] [--ignore-memory] [--json FILE]\n\n"
+		"                 [--policies LIST] [--jobs N] [--ignore-memory] [--scale N]\n"
+		"                 [--json FILE]\n\n"
 		"Replays tasks sampled from each pod list against a cluster built from the\n"
 		"node list, once per seed and policy, until the GPUs requested reach the\n"
 		"cluster's GPU capacity; prints the allocation at the first failure, the\n"
@@ -597,10 +787,11 @@ static void usage(FILE *f)
 		"  --pods FILE      pod list: name,cpu_milli,memory_mib,num_gpu,gpu_milli[,gpu_spec,...]\n"
 		"                   (repeat for several lists)\n"
 		"  --seeds N        runs per list and policy, seeds 1..N (default 10, at most %u)\n"
-		"  --policies LIST  comma list of random-fit,best-fit,gpu-packing,binpack,spread,fgd,ours\n"
-		"                   (default all)\n"
+		"  --policies LIST  comma list of random-fit,best-fit,gpu-packing,binpack,spread,fgd,ours,\n"
+		"                   fgd-exact (default all but fgd-exact)\n"
 		"  --jobs N         runs in parallel (default: online CPUs, at most 16)\n"
-		"  --ignore-memory  do not track host memory (as the paper's simulator)\n"
+		"  --ignore-memory  do not track host memory in the fit (the paper's simulator does)\n"
+		"  --scale N        also run on the node list N times, and compare decision latency\n"
 		"  --json FILE      also write the results as JSON\n",
 		MAX_SEEDS);
 }
@@ -612,6 +803,7 @@ int main(int argc, char **argv)
 		{"seeds", required_argument, NULL, 's'}, {"policies", required_argument, NULL, 'P'},
 		{"jobs", required_argument, NULL, 'j'},  {"json", required_argument, NULL, 'o'},
 		{"ignore-memory", no_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+		{"scale", required_argument, NULL, 'S'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *nodes_path = NULL, *json_path = NULL;
@@ -626,7 +818,7 @@ int main(int argc, char **argv)
 
 	nthreads = ncpu > 0 ? (unsigned)(ncpu > 16 ? 16 : ncpu) : 1;
 	for (size_t i = 0; i < NPOL; i++)
-		use[i] = true;
+		use[i] = i != POL_FGD_EXACT;
 	memset(lists, 0, sizeof lists);
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -683,6 +875,17 @@ int main(int argc, char **argv)
 		case 'o':
 			json_path = optarg;
 			break;
+		case 'S': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 100) {
+				fprintf(stderr, "placement: --scale: \"%s\" is not a number in 1..100\n", optarg);
+				return 2;
+			}
+			g_scale = (unsigned)v;
+			break;
+		}
 		case 'm':
 			g_ignore_mem = true;
 			break;
@@ -706,17 +909,26 @@ int main(int argc, char **argv)
 	g_capacity = gpus * 100;
 	if (gpus == 0)
 		die("%s: no GPUs in the cluster", nodes_path);
-	for (unsigned l = 0; l < nlists; l++)
+	if ((uint64_t)g_nnodes * g_scale > MAX_NODES * 10ull)
+		die("--scale %u: more than %u nodes", g_scale, MAX_NODES * 10);
+	for (unsigned l = 0; l < nlists; l++) {
 		load_pods(&lists[l]);
+		typical_pods(&lists[l]);
+	}
 
 	njobs = 0;
-	jobs = calloc((size_t)nlists * NPOL * seeds, sizeof *jobs);
+	jobs = calloc((size_t)nlists * NPOL * seeds * 2, sizeof *jobs);
 	if (!jobs)
 		die("out of memory");
+	/* with --scale N, every run also on the node list N times: the same
+	 * seeds, in the same process, so that the two latencies compare */
 	for (unsigned l = 0; l < nlists; l++)
 		for (unsigned p = 0; p < NPOL; p++)
-			for (unsigned s = 1; s <= seeds && use[p]; s++)
-				jobs[njobs++] = (struct job){.list = &lists[l], .pol = p, .seed = s};
+			for (unsigned s = 1; s <= seeds && use[p]; s++) {
+				jobs[njobs++] = (struct job){.list = &lists[l], .pol = p, .seed = s, .scale = 1};
+				if (g_scale > 1)
+					jobs[njobs++] = (struct job){.list = &lists[l], .pol = p, .seed = s, .scale = g_scale};
+			}
 	/* the slow policies first, so the threads finish together */
 	for (size_t i = 0, k = 0; i < njobs; i++)
 		if (jobs[i].pol >= 5) {
@@ -759,8 +971,8 @@ int main(int argc, char **argv)
 	for (unsigned l = 0; l < nlists; l++) {
 		json_t *jlist = json_object(), *jp = json_object();
 
-		printf("\n  %s (%zu pods, %u task types)\n", lists[l].label, lists[l].npods,
-		       gp_workload_types(lists[l].w));
+		printf("\n  %s (%zu pods, %u task types; fgd: %u typical shapes)\n", lists[l].label, lists[l].npods,
+		       gp_workload_types(lists[l].w), lists[l].ntyp);
 		printf("  %-12s %15s %23s %10s %10s %10s\n", "policy", "alloc@fail %", "unalloc@100% GPUs (%)",
 		       "p50 us", "p99 us", "cold p50");
 		for (unsigned p = 0; p < NPOL; p++) {
@@ -773,7 +985,7 @@ int main(int argc, char **argv)
 			if (!use[p])
 				continue;
 			for (size_t i = 0; i < njobs; i++)
-				if (jobs[i].list == &lists[l] && jobs[i].pol == p) {
+				if (jobs[i].list == &lists[l] && jobs[i].pol == p && jobs[i].scale == 1) {
 					nlat += jobs[i].res.nlat;
 					ncold += jobs[i].res.ncold;
 				}
@@ -785,7 +997,7 @@ int main(int argc, char **argv)
 			for (size_t i = 0; i < njobs; i++) {
 				struct result *rs = &jobs[i].res;
 
-				if (jobs[i].list != &lists[l] || jobs[i].pol != p)
+				if (jobs[i].list != &lists[l] || jobs[i].pol != p || jobs[i].scale != 1)
 					continue;
 				/* by seed, so that lists of two policies pair up */
 				af[jobs[i].seed - 1] = rs->alloc_fail * 100;
@@ -851,6 +1063,8 @@ int main(int argc, char **argv)
 		json_array_append_new(jl, jlist);
 	}
 	json_object_set_new(root, "lists", jl);
+	if (g_scale > 1)
+		json_object_set_new(root, "scale", scale_report(lists, nlists, use));
 	if (json_path && json_dump_file(root, json_path, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) < 0)
 		die("%s: cannot write", json_path);
 	json_decref(root);
@@ -862,6 +1076,7 @@ int main(int argc, char **argv)
 	for (unsigned l = 0; l < nlists; l++) {
 		free(lists[l].pods);
 		gp_workload_free(lists[l].w);
+		gp_workload_free(lists[l].wtyp);
 	}
 	free((void *)g_nodes);
 	return 0;

@@ -27,9 +27,12 @@
  * Units: CPU in millicores, memory in bytes, GPU compute in percent of one
  * whole GPU (100 = the full card), GPU memory in bytes.
  *
- * Threads: nothing here locks.  A node, a request, a workload or a placer
- * may be used by one thread at a time; read-only calls on distinct objects
- * may run in parallel.
+ * Threads: a node, a request, a workload or a placer may be used by one
+ * thread at a time; read-only calls may run in parallel, and a workload
+ * no one changes may be read by several placers at once (the extender's
+ * bind workers each plan with a placer of their own over the view's
+ * workload).  The only lock is taken when a node is created or freed (the
+ * library's table of node summaries).
  *
  * Errors: functions that can fail return 0 or a negative errno
  * (-EINVAL bad argument, -ENOSPC a cap reached, -ENOMEM); those that take an
@@ -381,7 +384,9 @@ int gp_placer_new(struct gp_placer **out, const struct gp_policy *p,
 		  const struct gp_workload *w) GP_PL_WUR;
 void gp_placer_free(struct gp_placer *pl);
 
-/* Seed the random-fit policy and tie-breaking among equal nodes (default 1). */
+/* Seed the random-fit policy and tie-breaking among equal nodes (default 1).
+ * fgd and ours break ties by node name instead (the name that sorts first),
+ * as the paper's simulator does: they use no random numbers. */
 void gp_placer_seed(struct gp_placer *pl, uint64_t seed);
 
 /* The plan this policy would use on this node: as gp_fit, but GPUs are
@@ -402,7 +407,9 @@ struct gp_decision {
 	int node;                  /* index into the candidates; -1 when none fits */
 	struct gp_plan plan;       /* the plan on that node */
 	double cost;               /* the policy's cost of the choice (lower is
-	                              better; fgd: the growth of fragmentation) */
+	                              better; ours: the growth of fragmentation
+	                              plus contention; fgd: minus the paper's
+	                              simulator's integer score 0-100) */
 	unsigned fits;             /* candidates that fit */
 	unsigned rejected[GP_R__COUNT]; /* candidates rejected, per reason */
 	char why[GP_REASON_MAX];   /* when none fits: a summary, e.g. "0/1213

@@ -26,6 +26,16 @@
  *
  * The contention measure of ours lives here too, as it reads the same
  * groups: see gp__fmodel_contention in pl_int.h and docs/sched.md.
+ *
+ * GP__F_BALANCE (ours) adds the GPU share a node's host CPU will strand:
+ * with rho the host CPU the workload asks per unit of GPU (over the types
+ * the node's card model takes, host-only tasks included), capped at the
+ * node's own CPU per GPU, free cards beyond cpu_free / rho will find no
+ * CPU to run with.  The paper's test sees CPU only once a task type no
+ * longer fits at all; this sees a node drift towards that state.  The cap
+ * at the node's own ratio keeps an idle node at zero: a node built with
+ * less CPU per GPU than the workload asks is not penalised for it, only
+ * for being pushed below its own ratio.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -34,6 +44,10 @@
 #include "place/pl_int.h"
 
 #define MAX_MODELS 64u
+
+/* Weight of the stranded share (GP__F_BALANCE) against the fragmentation
+ * measure, in GPUs per GPU. */
+#define BALANCE_WEIGHT 0.1
 
 struct fentry {
 	uint64_t cpu, mem;
@@ -57,6 +71,8 @@ struct fmodel_model {
 	uint8_t *ok;           /* per group: does this card model take it */
 	uint16_t *compat;      /* groups with cards that it takes, by d */
 	unsigned ncompat;
+	double rho;            /* host CPU (millicores) the types it takes ask
+	                          per percent of GPU; 0 = none asks for GPU */
 	double w_const;        /* weight of the groups for which every free
 	                          share of such a node is a fragment: the
 	                          ones it cannot take, and host-only tasks */
@@ -65,6 +81,7 @@ struct fmodel_model {
 struct gp__fmodel {
 	const struct gp_workload *w;
 	bool host_mem;
+	bool balance;          /* GP__F_BALANCE */
 	double total;          /* weight of all types */
 	unsigned ngroups;
 	struct fgroup *groups;
@@ -102,6 +119,7 @@ int gp__fmodel_new(struct gp__fmodel **out, const struct gp_workload *w, unsigne
 		return -ENOMEM;
 	m->w = w;
 	m->host_mem = flags & GP__F_HOSTMEM;
+	m->balance = flags & GP__F_BALANCE;
 
 	m->groups = calloc(w->n ? w->n : 1, sizeof *m->groups);
 	m->entries = calloc(w->n ? w->n : 1, sizeof *m->entries);
@@ -194,6 +212,7 @@ void gp__fmodel_free(struct gp__fmodel *m)
 static const struct fmodel_model *model_entry(struct gp__fmodel *m, const struct gp__gpu *gpu)
 {
 	struct fmodel_model *mm;
+	double hcpu = 0, hgpu = 0;
 
 	for (unsigned i = 0; i < m->nmodels; i++)
 		if (m->models[i].hash == gpu->model_hash)
@@ -214,6 +233,12 @@ static const struct fmodel_model *model_entry(struct gp__fmodel *m, const struct
 		unsigned j;
 
 		mm->ok[g] = gp__wtype_accepts(m->w, G->proto, gpu->model);
+		if (mm->ok[g] || G->k == 0) {
+			/* the CPU per GPU of what can run here */
+			for (unsigned e = 0; e < G->n; e++)
+				hcpu += m->entries[G->first + e].weight * (double)m->entries[G->first + e].cpu;
+			hgpu += G->weight * G->k * (G->exclusive ? 100u : G->d);
+		}
 		if (!mm->ok[g] || G->k == 0) {
 			mm->w_const += G->weight;
 			continue;
@@ -224,6 +249,7 @@ static const struct fmodel_model *model_entry(struct gp__fmodel *m, const struct
 		mm->compat[j] = (uint16_t)g;
 		mm->ncompat++;
 	}
+	mm->rho = hgpu > 0 ? hcpu / hgpu : 0;
 	m->nmodels++;
 	return mm;
 }
@@ -340,6 +366,22 @@ static double eval_uniform(const struct gp__fmodel *m, const struct fmodel_model
 	return frag;
 }
 
+/* GP__F_BALANCE: the free GPU share (percent) of node n in state s that its
+ * free host CPU leaves without CPU at the workload's CPU per GPU (capped at
+ * the node's own), times BALANCE_WEIGHT. */
+static double stranded(const struct fmodel_model *mm, const struct gp_node *n, const struct gp__nstate *s,
+		       unsigned total)
+{
+	double rho, own, left;
+
+	if (!mm || !(mm->rho > 0) || !n->cpu || !n->cap_compute || s->cpu_free == UINT64_MAX)
+		return 0;
+	own = (double)n->cpu / n->cap_compute;
+	rho = mm->rho < own ? mm->rho : own;
+	left = total - (double)s->cpu_free / rho;
+	return left > 0 ? BALANCE_WEIGHT * left : 0;
+}
+
 double gp__fmodel_eval(struct gp__fmodel *m, const struct gp_node *n, const struct gp__nstate *s)
 {
 	static _Thread_local uint8_t tmp[GP_MAX_GPUS][GP_WORKLOAD_MAX_TYPES];
@@ -358,7 +400,8 @@ double gp__fmodel_eval(struct gp__fmodel *m, const struct gp_node *n, const stru
 		const struct fmodel_model *mm = model_entry(m, &n->gpu[0]);
 
 		if (mm)
-			return eval_uniform(m, mm, s, total) / m->total / 100.0;
+			return eval_uniform(m, mm, s, total) / m->total / 100.0 +
+			       (m->balance ? stranded(mm, n, s, total) / 100.0 : 0);
 	}
 	/* mixed models: every card answers for itself */
 	for (unsigned i = 0; i < s->ngpu; i++)
@@ -381,7 +424,7 @@ double gp__fmodel_eval(struct gp__fmodel *m, const struct gp_node *n, const stru
 		}
 		frag += group_frag(m, G, s, cards, lost, total);
 	}
-	return frag / m->total / 100.0;
+	return frag / m->total / 100.0 + (m->balance ? stranded(model_entry(m, &n->gpu[0]), n, s, total) / 100.0 : 0);
 }
 
 /* Work out, for the class list c, which classes can host each task type,

@@ -5,6 +5,7 @@
  * placer's caches can never serve a stale answer.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,89 @@
 #include "place/pl_int.h"
 
 static _Atomic uint64_t next_uid = 1;
+
+/* --- the summary table (pl_int.h, "the dense summary table") -------------
+ *
+ * At most GP__SLOT_CHUNKS * GP__SLOT_CHUNK nodes at once have a slot; past
+ * that a node has none and decisions read it the slow way.  A node takes
+ * the lowest free slot, so that a cluster built after another was freed
+ * lies in creation order again.  The lock guards the bitmaps, slot_low and
+ * the creation of chunks; an entry's fields other than `owner` are written
+ * only by whoever uses its node. */
+_Atomic(struct gp__slot_chunk *) gp__slot_dir[GP__SLOT_CHUNKS];
+static pthread_mutex_t slot_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t slot_low;   /* no free slot below this one */
+
+/* Give node n the lowest free slot, or GP__NO_SLOT when the table is full
+ * or a chunk cannot be allocated (the node then works without one). */
+static uint32_t slot_take(struct gp_node *n)
+{
+	uint32_t got = GP__NO_SLOT;
+	uint64_t name8 = 0;
+
+	for (unsigned i = 0; i < 8 && n->name[i]; i++)
+		name8 |= (uint64_t)(unsigned char)n->name[i] << (56 - 8 * i);
+	pthread_mutex_lock(&slot_lock);
+	for (uint32_t c = slot_low >> GP__SLOT_CHUNK_BITS; c < GP__SLOT_CHUNKS && got == GP__NO_SLOT; c++) {
+		struct gp__slot_chunk *ch = atomic_load_explicit(&gp__slot_dir[c], memory_order_relaxed);
+		unsigned w0 = c == slot_low >> GP__SLOT_CHUNK_BITS ? (slot_low & (GP__SLOT_CHUNK - 1)) / 64 : 0;
+
+		if (!ch) {
+			if (!(ch = calloc(1, sizeof *ch)))
+				break;
+			atomic_store_explicit(&gp__slot_dir[c], ch, memory_order_release);
+		}
+		for (unsigned w = w0; w < GP__SLOT_CHUNK / 64; w++)
+			if (~ch->used[w]) {
+				unsigned b = (unsigned)__builtin_ctzll(~ch->used[w]);
+
+				ch->used[w] |= 1ull << b;
+				got = (c << GP__SLOT_CHUNK_BITS) + w * 64 + b;
+				ch->name8[got & (GP__SLOT_CHUNK - 1)] = name8;
+				atomic_store_explicit(&ch->hot[got & (GP__SLOT_CHUNK - 1)].owner, n, memory_order_relaxed);
+				slot_low = got + 1;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&slot_lock);
+	return got;
+}
+
+static void slot_give(uint32_t slot)
+{
+	struct gp__slot_chunk *ch;
+	uint32_t i = slot & (GP__SLOT_CHUNK - 1);
+
+	if (slot == GP__NO_SLOT)
+		return;
+	ch = gp__slot_chunk_of(slot);
+	pthread_mutex_lock(&slot_lock);
+	atomic_store_explicit(&ch->hot[i].owner, NULL, memory_order_relaxed);
+	ch->used[i / 64] &= ~(1ull << (i % 64));
+	if (slot < slot_low)
+		slot_low = slot;
+	pthread_mutex_unlock(&slot_lock);
+}
+
+/* Copy what decisions read of every candidate into n's entry. */
+static void slot_publish(const struct gp_node *n)
+{
+	struct gp__hot *h;
+
+	if (n->slot == GP__NO_SLOT)
+		return;
+	h = &gp__slot_chunk_of(n->slot)->hot[n->slot & (GP__SLOT_CHUNK - 1)];
+	h->uid = n->uid;
+	h->version = n->version;
+	h->cpu_free = n->st.cpu_free;
+	h->mem_free = n->st.mem_free;
+	h->class_hash = n->class_hash;
+	h->model0 = n->ngpu ? n->gpu[0].model_hash : 0;
+	h->free_compute = n->free_compute;
+	h->max_free_c = (uint16_t)n->max_free_c;
+	h->ngpu = (uint8_t)n->ngpu;
+	h->flags = (uint8_t)((n->plain ? GP__HOT_PLAIN : 0) | (n->uniform ? GP__HOT_UNIFORM : 0));
+}
 
 uint64_t gp__hash_ci(const char *s)
 {
@@ -85,6 +169,7 @@ void gp__node_refresh(struct gp_node *n)
 					       gp__hash_mix(n->cpu, n->mem))
 				: 0;
 	n->version++;
+	slot_publish(n);
 }
 
 int gp_node_new(struct gp_node **out, const char *name, uint64_t cpu_milli, uint64_t cpu_used,
@@ -107,6 +192,7 @@ int gp_node_new(struct gp_node **out, const char *name, uint64_t cpu_milli, uint
 	n->mem = mem_bytes;
 	n->mem_used = mem_bytes ? mem_used : 0;
 	n->uid = atomic_fetch_add(&next_uid, 1);
+	n->slot = slot_take(n);
 	gp__node_refresh(n);
 	*out = n;
 	return 0;
@@ -114,6 +200,9 @@ int gp_node_new(struct gp_node **out, const char *name, uint64_t cpu_milli, uint
 
 void gp_node_free(struct gp_node *n)
 {
+	if (!n)
+		return;
+	slot_give(n->slot);
 	free(n);
 }
 
@@ -214,6 +303,7 @@ int gp_node_set_link(struct gp_node *n, unsigned a, unsigned b, unsigned score)
 				break;
 			}
 	n->version++;
+	slot_publish(n);
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #define GP_PLACE_PL_INT_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "gpupool/placement.h"
@@ -59,18 +60,99 @@ struct gp_node {
 	struct gp__gpu gpu[GP_MAX_GPUS];
 	uint16_t link[GP_MAX_GPUS][GP_MAX_GPUS];
 	bool has_links;        /* some link score is non-zero */
+	/* What a decision reads of every candidate, together: these fields
+	 * and the head of `st` share the node's last cache lines, so that
+	 * rejecting a node or finding its cost in the placer's cache touches
+	 * one or two lines rather than one per field (the node is ~5 KiB, and
+	 * 12,000 of them do not stay in any cache). */
 	bool uniform;          /* every GPU has the same model */
+	bool plain;            /* every GPU healthy, none held exclusively */
+	unsigned cap_compute;  /* sum of usable GPUs' compute capacity */
+	unsigned free_compute; /* sum of usable GPUs' free compute */
+	unsigned max_free_c;   /* largest free compute on one usable GPU */
+	unsigned idle_gpus;    /* usable GPUs with no tenant */
 	uint64_t class_hash;   /* model, card count, host capacity: nodes
 	                          alike for the contention measure */
 	uint64_t uid;          /* unique for the process's lifetime */
 	uint64_t version;      /* bumped on every change; caches key on it */
+	uint32_t slot;         /* its entry in the summary table (gp__hot_at),
+	                          GP__NO_SLOT when it has none */
 	struct gp__nstate st;  /* summary, kept in step with the fields above */
-	unsigned cap_compute;  /* sum of usable GPUs' compute capacity */
-	unsigned free_compute; /* sum of usable GPUs' free compute */
-	unsigned max_free_c;   /* largest free compute on one usable GPU */
-	bool plain;            /* every GPU healthy, none held exclusively */
-	unsigned idle_gpus;    /* usable GPUs with no tenant */
 };
+
+/* --- the dense summary table ----------------------------------------------
+ *
+ * What a decision needs to know of every candidate before it looks at the
+ * candidate itself: whether it changed (uid, version), the host and the
+ * card-count and compute filters of the fast rejection, the contention
+ * class.  One cache line per node, in a table owned by the library: a node
+ * takes the lowest free slot when it is created and gives it back when it
+ * is freed, so nodes created together sit together, and a decision over
+ * 12,000 candidates reads 12,000 consecutive lines rather than 12,000
+ * structs of 5 KiB, each on a page of its own (which is what made the cost
+ * per node grow with the node count: the nodes left the TLB and caches).
+ *
+ * The node writes its entry on every change (gp__node_refresh, links); a
+ * placer remembers each candidate's slot and trusts it while the entry's
+ * `owner` is still that candidate, so a decision never touches a node whose
+ * verdict it has cached.  `owner` is atomic because a placer may read the
+ * entry of a slot that another thread has just given to another node; it
+ * reads the other fields only once `owner` proved the entry its own. */
+#define GP__NO_SLOT UINT32_MAX
+
+enum {
+	GP__HOT_PLAIN = 1,     /* n->plain */
+	GP__HOT_UNIFORM = 2,   /* n->uniform */
+};
+
+struct gp__hot {
+	_Atomic(const struct gp_node *) owner; /* NULL while the slot is free */
+	uint64_t uid, version; /* copies of the node's */
+	uint64_t cpu_free;     /* n->st.cpu_free */
+	uint64_t mem_free;     /* n->st.mem_free */
+	uint64_t class_hash;   /* n->class_hash */
+	uint64_t model0;       /* model hash of card 0; 0 without cards */
+	uint32_t free_compute; /* n->free_compute */
+	uint16_t max_free_c;   /* n->max_free_c */
+	uint8_t ngpu;          /* n->ngpu */
+	uint8_t flags;         /* GP__HOT_* */
+};
+
+/* The table: chunks of GP__SLOT_CHUNK slots, allocated on first need and
+ * never moved or freed (a placer may keep a slot number as long as it
+ * likes), behind a fixed directory (node.c owns both). */
+#define GP__SLOT_CHUNK_BITS 12
+#define GP__SLOT_CHUNK (1u << GP__SLOT_CHUNK_BITS)
+#define GP__SLOT_CHUNKS 4096u
+
+struct gp__slot_chunk {
+	struct gp__hot hot[GP__SLOT_CHUNK];
+	/* The first eight bytes of each node's name, big-endian, zero-padded:
+	 * two of them compare as strcmp compares the names, except that equal
+	 * prefixes need strcmp to decide.  Apart from `hot`: only ties read
+	 * them. */
+	uint64_t name8[GP__SLOT_CHUNK];
+	uint64_t used[GP__SLOT_CHUNK / 64]; /* bit set: slot taken */
+};
+
+extern _Atomic(struct gp__slot_chunk *) gp__slot_dir[GP__SLOT_CHUNKS];
+
+static inline struct gp__slot_chunk *gp__slot_chunk_of(uint32_t slot)
+{
+	return atomic_load_explicit(&gp__slot_dir[slot >> GP__SLOT_CHUNK_BITS], memory_order_acquire);
+}
+
+/* The entry of a slot that some node holds or held (never GP__NO_SLOT):
+ * inline, as a decision asks it once per candidate. */
+static inline const struct gp__hot *gp__hot_at(uint32_t slot)
+{
+	return &gp__slot_chunk_of(slot)->hot[slot & (GP__SLOT_CHUNK - 1)];
+}
+
+static inline uint64_t gp__hot_name8(uint32_t slot)
+{
+	return gp__slot_chunk_of(slot)->name8[slot & (GP__SLOT_CHUNK - 1)];
+}
 
 /* Include/exclude lists of a container: offsets into the request's arena. */
 enum { GP__L_TYPES, GP__L_NO_TYPES, GP__L_UUIDS, GP__L_NO_UUIDS, GP__L_COUNT };
@@ -199,6 +281,11 @@ bool gp__choose_cards(const struct gp_node *n, const struct gp__nstate *s, const
  * decisions both ways. */
 void gp__placer_cache(struct gp_placer *pl, bool on);
 
+/* fgd as this library had it before it followed the paper's simulator:
+ * the exact growth of fragmentation as cost, ties drawn at random.  Kept
+ * for the benchmark's comparison ("fgd-exact"); off by default. */
+void gp__placer_fgd_exact(struct gp_placer *pl, bool on);
+
 /* The random state of a placer, set from *set when set is not NULL: the
  * benchmark replays a decision with the cache off from the same state. */
 uint64_t gp__placer_rng(struct gp_placer *pl, const uint64_t *set);
@@ -240,8 +327,10 @@ struct gp__fmodel;
 
 /* Compile w into a model the hot loop evaluates quickly.  Flags:
  * GP__F_HOSTMEM adds host-memory feasibility (ours) to the paper's
- * CPU-and-GPU test. */
-enum { GP__F_HOSTMEM = 1 };
+ * CPU-and-GPU test.  GP__F_BALANCE (ours) adds, weighted, the free GPU share
+ * the node's free host CPU cannot serve at the workload's CPU per GPU
+ * (capped at the node's own CPU per GPU, so an idle node adds nothing). */
+enum { GP__F_HOSTMEM = 1, GP__F_BALANCE = 2 };
 int gp__fmodel_new(struct gp__fmodel **out, const struct gp_workload *w, unsigned flags);
 void gp__fmodel_free(struct gp__fmodel *m);
 

@@ -4,18 +4,31 @@
  * does not fit (a cheap test on each node's compact state: host, card
  * count, type, then one pass over the cards) and computes the policy's cost
  * of the best way to put the pod on each node that does (lower is better).
- * The second picks among the cheapest: nodes tied on cost are drawn at
- * random, as kube-scheduler draws among equal scores; ours first treats
- * costs within OURS_NEAR as equal and prefers, among those, the node left
- * with the least free GPU compute.  Only the winner gets a full plan.
+ * The second picks among the cheapest.  fgd follows the paper's simulator:
+ * its cost is the simulator's integer score, and among equal scores the
+ * node whose name sorts first wins.  Ours treats costs within OURS_NEAR as
+ * equal and prefers, among those, the node left with the least free GPU
+ * compute, then the name that sorts first.  The other policies draw among
+ * equal costs at random, as kube-scheduler does.  Only the winner gets a
+ * full plan.
  *
  * The fragmentation-aware costs are the expensive ones: they evaluate the
  * fragmentation measure before and after each way of placing the pod.  So
- * the placer remembers them: an entry is keyed by the node's identity and
- * version (bumped by every change to the node), the request's shape and the
- * workload's version, so a decision after a commit recomputes only the node
- * that changed.  The table and the per-candidate scratch space are
- * allocated when the candidate count grows, never per decision.
+ * the placer remembers each candidate's verdict (its cost, or why it does
+ * not fit), keyed by the node's identity and version (bumped by every
+ * change to the node), the request's shape and the workload's version, so
+ * a decision after a commit recomputes only the node that changed.
+ *
+ * Memory decides the speed at 10,000 nodes and more, not arithmetic: a node
+ * is about 5 KiB, so touching each candidate costs a cache and a TLB miss.
+ * So a decision reads every candidate through two dense arrays, in order,
+ * and touches a node only when its verdict is not known: the library's
+ * summary table (pl_int.h: identity, version, host and card-count filters,
+ * one cache line per node), and the cache, laid out as rows, one per
+ * request shape, of one entry per candidate position.  A decision picks its
+ * shape's row (the least recently used is given to a new shape) and walks
+ * it alongside the candidates.  The rows and the per-candidate scratch
+ * space are allocated when the candidate count grows, never per decision.
  */
 #include <errno.h>
 #include <math.h>
@@ -24,16 +37,23 @@
 
 #include "place/pl_int.h"
 
-#define CACHE_MIN_BITS 12
-#define CACHE_MAX_BITS 20
 #define MODEL_MEMO 16
+
+/* The cache: at most ROWS_MAX request shapes (the trace's default list has
+ * 151, its 64 most frequent make 97 % of the pods), fewer where ROW_BUDGET
+ * bytes would not hold them, but never fewer than ROWS_MIN.  Untouched
+ * rows cost address space only (calloc). */
+#define ROWS_MAX 192
+#define ROWS_MIN 4
+#define ROW_BUDGET (64u << 20)
 #define MAX_CLASSES 64
 
 /* Ours' two parameters (docs/sched.md, "Ours"), chosen by a small sweep on
  * the benchmark's lists; every setting tried (0.002-0.01, 0.25-1) beat FGD
  * on every list. */
-#define OURS_NEAR 0.005      /* costs this close (GPUs of expected
-                                fragmentation) count as equal */
+#define OURS_NEAR 0.04       /* costs this close (GPUs of expected
+                                fragmentation) count as equal; about one
+                                point of the simulator's FGD score */
 #define OURS_CONTENTION 0.5  /* weight of the contention term */
 
 /* One way to put the pod on a node. */
@@ -43,20 +63,42 @@ struct option {
 	int card;           /* the single card chosen, or -1 */
 };
 
+/* A candidate's verdict in the row of one request shape: 32 bytes, so a
+ * row of 12,000 candidates is 384 KiB, read in order. */
 struct centry {
-	uint64_t uid, version, req, wversion;
-	struct option o;
+	uint64_t uid, version;  /* the node's when computed */
+	double cost;            /* option.cost, before contention */
+	float tie;              /* option.tie: free compute, an integer of at
+	                           most 16,000, exact in a float */
+	uint16_t gen;           /* valid while equal to its row's gen */
+	int8_t card;            /* option.card */
+	uint8_t why;            /* enum gp_reject; GP_FIT: cost is valid */
+};
+
+/* What a row of the cache holds. */
+struct crow {
+	uint64_t req, wversion; /* the request shape and workload version */
+	uint64_t used;          /* the decision that last used it (LRU) */
+	uint16_t gen;           /* entries of other gens are stale */
+	bool valid;             /* holds a shape */
 };
 
 struct gp_placer {
 	struct gp_policy pol;
+	bool fgd_exact;             /* fgd as before: exact growth, random ties */
 	const struct gp_workload *w;
 	uint64_t wversion;          /* what fm was compiled from; 0 = none */
 	struct gp__fmodel *fm;
 	uint64_t rng;
-	bool cache_on;
-	struct centry *cache;
-	size_t cache_mask;
+	bool cache_on;              /* off: every node evaluated from its own
+	                               struct, the reference for the checks */
+	struct centry *cache;       /* nrows rows of ccap entries */
+	size_t ccap;
+	unsigned nrows;
+	struct crow rows[ROWS_MAX];
+	uint64_t tick;              /* decisions so far (LRU clock) */
+	struct centry *row;         /* this decision's row; NULL = no cache */
+	uint16_t rgen;              /* and its gen */
 	/* per-request memo of card-model type checks */
 	struct {
 		uint64_t req, model;
@@ -73,6 +115,8 @@ struct gp_placer {
 	/* per-call scratch, one per candidate */
 	struct option *opt;
 	uint8_t *cidx;              /* class of each candidate; 255 = none */
+	uint32_t *cslot;            /* each candidate's summary slot as last
+	                               seen (checked against its owner) */
 	size_t nopt;
 };
 
@@ -134,12 +178,22 @@ void gp_placer_free(struct gp_placer *pl)
 	free(pl->cache);
 	free(pl->opt);
 	free(pl->cidx);
+	free(pl->cslot);
 	free(pl);
 }
 
 void gp_placer_seed(struct gp_placer *pl, uint64_t seed)
 {
 	pl->rng = seed;
+}
+
+void gp__placer_fgd_exact(struct gp_placer *pl, bool on)
+{
+	/* cached costs are of the other rule: forget them */
+	if (pl->fgd_exact != on)
+		for (unsigned i = 0; i < pl->nrows; i++)
+			pl->rows[i].valid = false;
+	pl->fgd_exact = on;
 }
 
 void gp__placer_cache(struct gp_placer *pl, bool on)
@@ -161,30 +215,28 @@ static int prepare(struct gp_placer *pl, size_t n)
 	if (frag_policy(pl) && pl->w && pl->w->version != pl->wversion) {
 		struct gp__fmodel *fm;
 
-		if (gp__fmodel_new(&fm, pl->w, pl->pol.node == GP_NODE_OURS ? GP__F_HOSTMEM : 0) < 0)
+		if (gp__fmodel_new(&fm, pl->w, pl->pol.node == GP_NODE_OURS ? GP__F_HOSTMEM | GP__F_BALANCE : 0) < 0)
 			return -ENOMEM;
 		gp__fmodel_free(pl->fm);
 		pl->fm = fm;
 		pl->wversion = pl->w->version;
 	}
-	if (frag_policy(pl) && pl->cache_on) {
-		unsigned bits = CACHE_MIN_BITS;
+	if (frag_policy(pl) && pl->cache_on && n > pl->ccap) {
+		size_t rows = ROW_BUDGET / (n * sizeof(struct centry));
+		struct centry *c;
 
-		/* room for ~64 request shapes per node */
-		while (bits < CACHE_MAX_BITS && ((size_t)1 << bits) < n * 64)
-			bits++;
-		if (!pl->cache || pl->cache_mask + 1 < ((size_t)1 << bits)) {
-			struct centry *c = calloc((size_t)1 << bits, sizeof *c);
-
-			if (!c)
-				return -ENOMEM;
-			free(pl->cache);
-			pl->cache = c;
-			pl->cache_mask = ((size_t)1 << bits) - 1;
-		}
+		rows = rows > ROWS_MAX ? ROWS_MAX : rows < ROWS_MIN ? ROWS_MIN : rows;
+		if (!(c = calloc(rows * n, sizeof *c)))
+			return -ENOMEM;
+		free(pl->cache);
+		pl->cache = c;
+		pl->ccap = n;
+		pl->nrows = (unsigned)rows;
+		memset(pl->rows, 0, sizeof pl->rows);
 	}
 	if (n > pl->nopt) {
 		struct option *o = realloc(pl->opt, n * sizeof *o);
+		uint32_t *s;
 		uint8_t *c;
 
 		if (!o)
@@ -193,25 +245,96 @@ static int prepare(struct gp_placer *pl, size_t n)
 		if (!(c = realloc(pl->cidx, n)))
 			return -ENOMEM;
 		pl->cidx = c;
+		if (!(s = realloc(pl->cslot, n * sizeof *s)))
+			return -ENOMEM;
+		for (size_t i = pl->nopt; i < n; i++)
+			s[i] = GP__NO_SLOT;
+		pl->cslot = s;
 		pl->nopt = n;
 	}
 	return 0;
 }
 
+/* Point pl->row at the row of request key rk under the current workload,
+ * giving a new shape the least recently used row. */
+static void pick_row(struct gp_placer *pl, uint64_t rk)
+{
+	struct crow *victim = NULL;
+
+	pl->row = NULL;
+	if (!pl->cache || !pl->cache_on || !frag_policy(pl))
+		return;
+	pl->tick++;
+	for (unsigned i = 0; i < pl->nrows; i++) {
+		struct crow *w = &pl->rows[i];
+
+		if (w->valid && w->req == rk && w->wversion == pl->wversion) {
+			victim = w;
+			goto found;
+		}
+		if (!victim || (!w->valid && victim->valid) || (w->valid == victim->valid && w->used < victim->used))
+			victim = w;
+	}
+	victim->valid = true;
+	victim->req = rk;
+	victim->wversion = pl->wversion;
+	if (++victim->gen == 0) {
+		/* after 65,535 reuses an entry's gen could match again: wipe */
+		memset(pl->cache + (size_t)(victim - pl->rows) * pl->ccap, 0, pl->ccap * sizeof *pl->cache);
+		victim->gen = 1;
+	}
+found:
+	victim->used = pl->tick;
+	pl->row = pl->cache + (size_t)(victim - pl->rows) * pl->ccap;
+	pl->rgen = victim->gen;
+}
+
+/* Candidate i's entry in the summary table, or NULL when the cache is off
+ * or the node has none.  The slot remembered from the last decision is
+ * trusted while its entry's owner is still this node: then the node itself
+ * is not touched. */
+static inline const struct gp__hot *hot_get(struct gp_placer *pl, struct gp_node *const *nodes, size_t i)
+{
+	uint32_t s = pl->cslot[i];
+	const struct gp__hot *h;
+
+	if (!pl->cache_on)
+		return NULL;
+	if (s != GP__NO_SLOT) {
+		h = gp__hot_at(s);
+		if (atomic_load_explicit(&h->owner, memory_order_relaxed) == nodes[i])
+			return h;
+	}
+	pl->cslot[i] = s = nodes[i]->slot;
+	return s == GP__NO_SLOT ? NULL : gp__hot_at(s);
+}
+
 /* --- fit ------------------------------------------------------------------ */
+
+/* Does a card of model hash `model` take the (simple) request's container,
+ * by the memo alone?  1 or 0, or -1 when the memo does not know. */
+static int type_memo(const struct gp_placer *pl, const struct gp_request *r, uint64_t rk, uint64_t model)
+{
+	const struct gp__ctr *c = &r->ctr[0];
+
+	if (!c->nlist[GP__L_TYPES] && !c->nlist[GP__L_NO_TYPES])
+		return 1;
+	for (unsigned i = 0; i < MODEL_MEMO; i++)
+		if (pl->memo[i].req == rk && pl->memo[i].model == model)
+			return pl->memo[i].ok;
+	return -1;
+}
 
 /* Does a card of this model take the (simple) request's container? */
 static bool type_ok(struct gp_placer *pl, const struct gp_request *r, uint64_t rk, const struct gp__gpu *g)
 {
 	const struct gp__ctr *c = &r->ctr[0];
 	unsigned i;
+	int known = type_memo(pl, r, rk, g->model_hash);
 	bool ok;
 
-	if (!c->nlist[GP__L_TYPES] && !c->nlist[GP__L_NO_TYPES])
-		return true;
-	for (i = 0; i < MODEL_MEMO; i++)
-		if (pl->memo[i].req == rk && pl->memo[i].model == g->model_hash)
-			return pl->memo[i].ok;
+	if (known >= 0)
+		return known;
 	ok = gp__types_accept(r, c, g->model);
 	i = pl->memo_next++ % MODEL_MEMO;
 	pl->memo[i].req = rk;
@@ -239,7 +362,7 @@ static enum gp_reject fast_check(struct gp_placer *pl, const struct gp_node *n, 
 		return GP_FIT;
 	c = &r->ctr[0];
 	k = c->gpus;
-	if (n->ngpu < k)
+	if (n->st.ngpu < k)
 		return GP_R_GPU_COUNT;
 	/* The common rejection in a busy cluster: a uniform, plain node whose
 	 * emptiest card has too little compute.  With the type accepted and
@@ -289,6 +412,31 @@ static enum gp_reject fast_check(struct gp_placer *pl, const struct gp_node *n, 
 	}
 	if ((unsigned)__builtin_popcount(m) < k)
 		return GP_R_SLICES;
+	return GP_FIT;
+}
+
+/* The first filters of fast_check, on the node's summary alone: the same
+ * reason fast_check would give, or GP_FIT when the summary cannot tell
+ * (then fast_check decides, on the node).  In a busy cluster this is where
+ * most candidates end. */
+static enum gp_reject hot_check(const struct gp_placer *pl, const struct gp__hot *h, const struct gp_request *r,
+				uint64_t rk)
+{
+	const struct gp__ctr *c;
+
+	if (r->cpu > h->cpu_free)
+		return GP_R_CPU;
+	if (r->mem > h->mem_free)
+		return GP_R_MEMORY;
+	if (r->nctr == 0)
+		return GP_FIT;
+	c = &r->ctr[0];
+	if (h->ngpu < c->gpus)
+		return GP_R_GPU_COUNT;
+	if (c->gpus == 1 && (h->flags & (GP__HOT_PLAIN | GP__HOT_UNIFORM)) == (GP__HOT_PLAIN | GP__HOT_UNIFORM) &&
+	    !c->exclusive && !c->mem_bytes && !c->mem_pct && c->compute > h->max_free_c &&
+	    type_memo(pl, r, rk, h->model0) == 1)
+		return GP_R_COMPUTE;
 	return GP_FIT;
 }
 
@@ -357,6 +505,17 @@ static double frag_of(struct gp_placer *pl, const struct gp_node *n, const struc
 	return pl->fm ? gp__fmodel_eval(pl->fm, n, s) : 0;
 }
 
+/* FGD's score as the paper's simulator computes it (fgd_score.go):
+ * int64(sigmoid((F_before - F_after) / 1000) * 100) with F in milli-GPUs,
+ * i.e. the sigmoid of the fragmentation's decrease in GPUs, scaled to
+ * 0-100 and truncated to an integer.  The truncation matters: near-equal
+ * nodes tie (one point is about 0.04 GPU near zero), and the tie-break
+ * then decides (gp_placer_choose: the node whose name sorts first). */
+static double fgd_sim_score(double growth)
+{
+	return (double)(int64_t)(1.0 / (1.0 + exp(growth)) * 100.0);
+}
+
 /* The policy's cost of taking node n from state `before` to `after` by
  * using `cards`.  `fbefore` is frag_of(before) when already known (else
  * NAN). */
@@ -385,6 +544,8 @@ static struct option policy_cost(struct gp_placer *pl, const struct gp_node *n, 
 		/* fall through */
 	case GP_NODE_FGD:
 		o.cost = frag_of(pl, n, after) - (isnan(fbefore) ? frag_of(pl, n, before) : fbefore);
+		if (pl->pol.node == GP_NODE_FGD && !pl->fgd_exact)
+			o.cost = -fgd_sim_score(o.cost);
 		break;
 	case GP_NODE__COUNT:
 		break;
@@ -471,11 +632,12 @@ static void set_contention(struct gp_placer *pl, struct gp_node *const *nodes, s
 		return;
 	for (size_t i = 0; i < n; i++) {
 		const struct gp_node *nd = nodes[i];
-		uint64_t h = nd->class_hash;
+		const struct gp__hot *hot = hot_get(pl, nodes, i);
+		uint64_t h = hot ? hot->class_hash : nd->class_hash;
 		unsigned k;
 
 		pl->cidx[i] = UINT8_MAX;
-		if (!nd->ngpu)
+		if (!(hot ? hot->ngpu : nd->st.ngpu))
 			continue;
 		/* nodes of a class tend to come together: try the last first */
 		if (last < pl->ncls && pl->cls_hash[last] == h)
@@ -494,40 +656,53 @@ static void set_contention(struct gp_placer *pl, struct gp_node *const *nodes, s
 		}
 		last = k;
 		pl->cidx[i] = (uint8_t)k;
-		pl->cls[k].freec += nd->free_compute;
+		pl->cls[k].freec += hot ? hot->free_compute : nd->free_compute;
 	}
 	gp__fmodel_contention(pl->fm, pl->cls, pl->ncls);
 }
 
 /* --- per node --------------------------------------------------------------- */
 
-/* Fit and cost of request r on candidate i (node n).  Returns the reason
- * (GP_FIT with *o filled when it fits). */
-static enum gp_reject node_cost(struct gp_placer *pl, const struct gp_node *n, size_t i, const struct gp_request *r,
-				uint64_t rk, struct option *o)
+/* Fit and cost of request r on candidate i (node nodes[i]).  Returns the
+ * reason (GP_FIT with *o filled when it fits).  With the summary table and
+ * the cache, the node itself is read only when neither knows the answer. */
+static enum gp_reject node_cost(struct gp_placer *pl, struct gp_node *const *nodes, size_t i,
+				const struct gp_request *r, uint64_t rk, struct option *o)
 {
+	const struct gp_node *n = nodes[i];
 	enum gp_reject why;
 
 	if (r->simple) {
+		const struct gp__hot *h = hot_get(pl, nodes, i);
 		struct centry *ce = NULL;
 		unsigned mask;
 
-		if ((why = fast_check(pl, n, r, rk, &mask)) != GP_FIT)
-			return why;
-		if (pl->cache && pl->cache_on && frag_policy(pl)) {
-			ce = &pl->cache[gp__hash_mix(n->uid, rk) & pl->cache_mask];
-			if (ce->uid == n->uid && ce->version == n->version && ce->req == rk &&
-			    ce->wversion == pl->wversion) {
-				*o = ce->o;
-				goto contention;
+		if (h) {
+			if ((why = hot_check(pl, h, r, rk)) != GP_FIT)
+				return why;
+			if (pl->row) {
+				ce = &pl->row[i];
+				if (ce->gen == pl->rgen && ce->uid == h->uid && ce->version == h->version) {
+					if (ce->why != GP_FIT)
+						return (enum gp_reject)ce->why;
+					*o = (struct option){.cost = ce->cost, .tie = ce->tie, .card = ce->card};
+					goto contention;
+				}
 			}
+		}
+		if ((why = fast_check(pl, n, r, rk, &mask)) != GP_FIT) {
+			if (ce)
+				*ce = (struct centry){.uid = h->uid, .version = h->version, .gen = pl->rgen,
+						      .card = -1, .why = (uint8_t)why};
+			return why;
 		}
 		*o = simple_cost(pl, n, r, mask);
 		if (isinf(o->cost))
 			return GP_R_TOGETHER; /* fast_check said yes: cannot happen */
 		if (ce)
-			*ce = (struct centry){.uid = n->uid, .version = n->version, .req = rk,
-					      .wversion = pl->wversion, .o = *o};
+			*ce = (struct centry){.uid = h->uid, .version = h->version, .cost = o->cost,
+					      .tie = (float)o->tie, .gen = pl->rgen, .card = (int8_t)o->card,
+					      .why = GP_FIT};
 	} else {
 		/* the general path: the core placement picks the cards */
 		struct gp__pick pick = base_pick(pl);
@@ -543,6 +718,25 @@ contention:
 	if (pl->ncls && pl->cidx[i] != UINT8_MAX)
 		o->cost += OURS_CONTENTION * pl->task_gpus * pl->cls[pl->cidx[i]].k;
 	return GP_FIT;
+}
+
+/* With the cache off every candidate is read from its own struct: ask
+ * for the one PREFETCH_AHEAD places on, so that its memory arrives while
+ * this one is worked on.  With the cache on, the dense arrays are read in
+ * order (the hardware prefetches them) and a node is read only when its
+ * verdict is not known: prefetching every node would fetch what is not
+ * needed, and did not help when it was tried. */
+#define PREFETCH_AHEAD 16
+
+static inline void prefetch_candidates(const struct gp_placer *pl, struct gp_node *const *nodes, size_t n,
+				       size_t i)
+{
+	if (!pl->cache_on && i + PREFETCH_AHEAD < n) {
+		const struct gp_node *nd = nodes[i + PREFETCH_AHEAD];
+
+		__builtin_prefetch(&nd->uid);
+		__builtin_prefetch(&nd->st.ngpu);
+	}
 }
 
 /* The plan for option o (may be NULL) of request r on node n. */
@@ -563,6 +757,7 @@ static int begin(struct gp_placer *pl, struct gp_node *const *nodes, size_t n, c
 {
 	if (n > INT32_MAX || prepare(pl, n) < 0)
 		return -ENOMEM;
+	pick_row(pl, req_key(r));
 	pl->cpu_max = pl->gpu_max = 0;
 	if (pl->pol.node == GP_NODE_BESTFIT)
 		for (size_t i = 0; i < n; i++) {
@@ -588,7 +783,7 @@ enum gp_reject gp_placer_plan(struct gp_placer *pl, const struct gp_node *n, con
 	if (begin(pl, &one, 1, r) < 0)
 		return plan_for(pl, n, r, NULL, plan, why, whylen);
 	pl->ncls = 0; /* one node: no contention to weigh */
-	if (node_cost(pl, n, 0, r, req_key(r), &o) != GP_FIT)
+	if (node_cost(pl, &one, 0, r, req_key(r), &o) != GP_FIT)
 		return gp__place(n, r, NULL, plan, why, whylen); /* for the sentence */
 	return plan_for(pl, n, r, &o, plan, why, whylen);
 }
@@ -610,7 +805,8 @@ size_t gp_placer_score(struct gp_placer *pl, struct gp_node *const *nodes, size_
 	for (size_t i = 0; i < n; i++) {
 		struct option o;
 
-		if (node_cost(pl, nodes[i], i, r, rk, &o) != GP_FIT) {
+		prefetch_candidates(pl, nodes, n, i);
+		if (node_cost(pl, nodes, i, r, rk, &o) != GP_FIT) {
 			out[i] = NAN;
 			continue;
 		}
@@ -628,6 +824,26 @@ size_t gp_placer_score(struct gp_placer *pl, struct gp_node *const *nodes, size_
 			out[i] = 1.0 - (out[i] - lo) / (hi - lo);
 	}
 	return fits;
+}
+
+/* strcmp of the names of candidates i and j.  Their first eight bytes come
+ * from the summary table where both have an entry there: under fgd
+ * hundreds of candidates may tie, and reading each one's name from its
+ * node cost a cache miss apiece.  (The slot pass 1 saw is checked again:
+ * requests that are not simple do not look at the table.) */
+static int name_cmp(const struct gp_placer *pl, struct gp_node *const *nodes, size_t i, size_t j)
+{
+	uint32_t si = pl->cache_on ? pl->cslot[i] : GP__NO_SLOT, sj = pl->cache_on ? pl->cslot[j] : GP__NO_SLOT;
+
+	if (si != GP__NO_SLOT && sj != GP__NO_SLOT &&
+	    atomic_load_explicit(&gp__hot_at(si)->owner, memory_order_relaxed) == nodes[i] &&
+	    atomic_load_explicit(&gp__hot_at(sj)->owner, memory_order_relaxed) == nodes[j]) {
+		uint64_t a = gp__hot_name8(si), b = gp__hot_name8(sj);
+
+		if (a != b)
+			return a < b ? -1 : 1;
+	}
+	return strcmp(nodes[i]->name, nodes[j]->name);
 }
 
 /* Write "0/N nodes fit: 900 gpu-memory, 313 type" into d->why. */
@@ -663,7 +879,10 @@ int gp_placer_choose(struct gp_placer *pl, struct gp_node *const *nodes, size_t 
 	/* pass 1: fit and cost of every candidate, and the lowest cost */
 	for (size_t i = 0; i < n; i++) {
 		struct option *o = &pl->opt[i];
-		enum gp_reject why = node_cost(pl, nodes[i], i, r, rk, o);
+		enum gp_reject why;
+
+		prefetch_candidates(pl, nodes, n, i);
+		why = node_cost(pl, nodes, i, r, rk, o);
 
 		if (why != GP_FIT) {
 			d->rejected[why]++;
@@ -687,10 +906,23 @@ int gp_placer_choose(struct gp_placer *pl, struct gp_node *const *nodes, size_t 
 
 		if (isnan(o->cost) || o->cost > lo + near)
 			continue;
-		if (ours && o->tie > best.tie + 1e-9)
+		if (ours || (pl->pol.node == GP_NODE_FGD && !pl->fgd_exact)) {
+			/* fgd: the simulator's kube-scheduler (its selectHost):
+			 * among the best scores, the lexicographically smallest
+			 * name.  Ours: the node left with the least free GPU
+			 * compute, then the same fixed order.  A fixed order
+			 * fills the same nodes first where a random draw
+			 * would spread small tasks over every equal node. */
+			if (d->node >= 0) {
+				if (ours && o->tie > best.tie + 1e-9)
+					continue;
+				if (!(ours && o->tie < best.tie - 1e-9) && name_cmp(pl, nodes, i, (size_t)d->node) >= 0)
+					continue;
+			}
+			best = *o;
+			d->node = (int)i;
 			continue;
-		if (ours && o->tie < best.tie - 1e-9)
-			ties = 0;
+		}
 		/* reservoir sampling: each tied candidate equally likely */
 		if (next_rand(pl) % ++ties == 0) {
 			best = *o;

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "gpupool/placement.h"
+#include "place/pl_int.h" /* gp__fmodel_*: ours' flags */
 
 #define GiB (1ull << 30)
 
@@ -153,7 +154,9 @@ static void test_gradient(void **state)
 	assert_int_equal(gp_placer_choose(pl, nodes, 1, r, &d), 0);
 	assert_int_equal(d.node, 0);
 	assert_int_equal(d.plan.grant[0][0].gpu, 1);
-	assert_true(fabs(d.cost - -0.2) < 1e-9);
+	/* fgd's cost is the paper's simulator's score, negated:
+	 * int(100 * sigmoid(0.2)) = int(54.98) */
+	assert_true(d.cost == -54.0);
 	assert_int_equal(gp_node_commit(n, &d.plan), 0);
 	assert_true(fabs(gp_frag(n, w) - 0.1) < 1e-9);
 	gp_placer_free(pl);
@@ -240,7 +243,7 @@ static void test_workload_changes(void **state)
 	 * unusable, while card 1 would leave a 0.1 sliver */
 	assert_int_equal(gp_placer_choose(pl, nodes, 1, r, &d), 0);
 	assert_int_equal(d.plan.grant[0][0].gpu, 0);
-	assert_true(fabs(d.cost) < 1e-9);
+	assert_true(d.cost == -50.0); /* growth 0: int(100 * sigmoid(0)) */
 	/* once whole-card tasks are expected too, keeping card 0 idle wins */
 	assert_int_equal(gp_request_new(&big), 0);
 	assert_true(gp_request_add_container(big, &(struct gp_ctr){.gpus = 1, .compute = 100}, NULL, 0) == 0);
@@ -254,12 +257,59 @@ static void test_workload_changes(void **state)
 	gp_node_free(n);
 }
 
+/* Ours' balance term (GP__F_BALANCE), by hand.  To come: A = 1 x 0.5 with
+ * 8 cores and a host-only task of 8 cores, equally likely: 16 cores per
+ * 0.5 GPU, rho = 32 cores per GPU.  The paper's part: A runs wherever it
+ * has 8 cores and a card (nothing lost), the host-only task makes every
+ * free share a fragment: F = 0.5 * free GPUs.
+ *   - 2 idle T4 cards, 64 cores in all (32 per GPU, rho' = 32), 32 free:
+ *     the free CPU serves 32 / 32 = 1 GPU of the 2 free, 1 GPU stranded:
+ *     + 0.1 * 1 = 0.1 -> 1.1 (the paper's measure: 1.0);
+ *   - the same with 64 cores free: nothing stranded -> 1.0;
+ *   - 4 idle cards, 64 cores (16 per GPU: rho' = 16, the node's own ratio
+ *     caps the workload's), all free: 64 / 16 = 4 GPUs served, an idle
+ *     node adds nothing -> 2.0; with 32 cores free, 2 GPUs stranded ->
+ *     2.0 + 0.2 = 2.2. */
+static void test_balance(void **state)
+{
+	static const unsigned idle[] = {0, 0, 0, 0};
+	static const struct {
+		uint64_t cpu_free;
+		unsigned ngpu;
+		double paper, ours;
+	} cases[] = {
+		{32000, 2, 1.0, 1.1},
+		{64000, 2, 1.0, 1.0},
+		{64000, 4, 2.0, 2.0},
+		{32000, 4, 2.0, 2.2},
+	};
+	struct gp_workload *w = wl((const struct tt[]){{1, 50, 8000, 0, NULL, 1}, {0, 0, 8000, 0, NULL, 1}}, 2);
+	struct gp__fmodel *ours, *hostmem;
+
+	(void)state;
+	assert_int_equal(gp__fmodel_new(&ours, w, GP__F_HOSTMEM | GP__F_BALANCE), 0);
+	assert_int_equal(gp__fmodel_new(&hostmem, w, GP__F_HOSTMEM), 0);
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct gp_node *n = mk("T4", cases[i].cpu_free, 256, idle, cases[i].ngpu);
+		double fp = gp_frag(n, w), fm = gp__fmodel_eval(hostmem, n, &n->st), fo = gp__fmodel_eval(ours, n, &n->st);
+
+		if (fabs(fp - cases[i].paper) > 1e-9 || fabs(fm - cases[i].paper) > 1e-9 ||
+		    fabs(fo - cases[i].ours) > 1e-9)
+			fail_msg("case %zu: paper %.6f, host memory %.6f, ours %.6f; want %.6f and %.6f", i, fp, fm,
+				 fo, cases[i].paper, cases[i].ours);
+		gp_node_free(n);
+	}
+	gp__fmodel_free(ours);
+	gp__fmodel_free(hostmem);
+	gp_workload_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_examples), cmocka_unit_test(test_memory_ignored),
 		cmocka_unit_test(test_gradient), cmocka_unit_test(test_workload),
-		cmocka_unit_test(test_workload_changes),
+		cmocka_unit_test(test_workload_changes), cmocka_unit_test(test_balance),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
