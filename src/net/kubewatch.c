@@ -26,6 +26,7 @@ struct gp_kube_watch {
 	pthread_mutex_t mu;         /* guards below, and the sleep */
 	pthread_cond_t cv;
 	char rv[128];               /* resume from here; "" = list again */
+	unsigned long events;       /* seen by the current watch */
 	bool watching;
 	int64_t last_ok_ms;
 	char err[384];
@@ -95,6 +96,7 @@ static int on_event(const char *type, json_t *obj, void *arg)
 {
 	struct gp_kube_watch *w = arg;
 
+	w->events++;
 	if (strcmp(type, "BOOKMARK") != 0)
 		w->ops->event(w->ops->arg, type, obj);
 	remember_rv(w, obj);
@@ -137,9 +139,18 @@ static void *run(void *arg)
 				 "&timeoutSeconds=%u",
 				 w->ops->path, strchr(w->ops->path, '?') ? '&' : '?', w->rv,
 				 WATCH_SECONDS - (unsigned)(rand_r(&seed) % 60));
+			uint64_t t0 = gp_now_ns();
+
 			set_state(w, true, NULL);
+			w->events = 0;
 			rc = gp_kube_watch(w->kube, path, on_event, w, &w->cancel, &e);
 			snprintf(why, sizeof why, "%s", e.msg);
+			/* A stream that ends at once with nothing in it (a proxy
+			 * closing it, say) must not be reopened in a tight loop. */
+			if (!rc && !w->events && gp_now_ns() - t0 < 1000000000u) {
+				snprintf(why, sizeof why, "the watch ended at once, empty");
+				rc = -EIO;
+			}
 			if (rc == -ENODATA) {
 				gp_info("watch of %s: resourceVersion %s is gone; listing again",
 					w->ops->what, w->rv);

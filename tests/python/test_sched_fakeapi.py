@@ -168,6 +168,7 @@ class FakeAPI:
         self.stopping = False
         self.watches = 0  # open now
         self.bookmark_every = 1.0
+        self.watch_ends_at_once = False  # as a proxy cutting streams might
         for n in nodes:
             self.put_node(n)
         for p in pods:
@@ -356,6 +357,8 @@ class FakeAPI:
             return o is not None and (not sel or field_ok(o, sel))
 
         last_bm = time.monotonic()
+        if self.watch_ends_at_once:
+            until = 0
         try:
             while time.monotonic() < until:
                 with self.lock:

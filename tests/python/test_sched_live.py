@@ -212,3 +212,17 @@ def test_watch_errors_back_off_and_recover(api, start):
     assert s.output().count("list of nodes failed") == 4, s.output()
     code, health = s.get("/healthz")
     assert code == 200 and health["status"] == "ok"
+
+
+def test_watches_that_end_at_once_are_not_reopened_in_a_loop(api, start):
+    api.put_node(solo_node())
+    s = start("--resync", "1h")
+    api.watch_ends_at_once = True
+    api.compact()  # the open watches end; every new one ends at once
+    time.sleep(3)
+    watches = sum(1 for r in api.requests if r[0] == "WATCH")
+    # Backoff from 0.2 s, doubling: a handful each in 3 s, not thousands.
+    assert watches < 20, watches
+    api.watch_ends_at_once = False
+    api.put_node(solo_node("later"))
+    wait_for(lambda: fits(s, gpu_pod("w", 1024), "later"), 20, "the view to recover")
