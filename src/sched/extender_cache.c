@@ -676,6 +676,11 @@ int gp__ext_cache_start(struct gp__ext_cache **out, struct gp_kube *kube,
 		return rc;
 	}
 	rebuild(c); /* the first request has a view */
+	if (!c->fresh) {
+		snprintf(why, n, "cannot build the first view of the cluster (out of memory)");
+		gp__ext_cache_stop(c);
+		return -ENOMEM;
+	}
 	if (pthread_create(&c->builder, NULL, builder, c)) {
 		snprintf(why, n, "cannot start the view's builder thread");
 		gp__ext_cache_stop(c);
