@@ -375,12 +375,13 @@ static int decide(struct gp__ext_bind_job *j, const struct gp_pod_req *pr, char 
 	memcpy(fl->hold, a->hold, a->nhold * sizeof *a->hold);
 	{
 		struct gp__ext_release rel = {.add = fl, .bound = bound, .nbound = nbound};
-		locked = false;
 		if ((rc = gp__ext_unlock(x, node, holder, &rel, j->why, sizeof j->why))) {
-			/* Nobody would count the pod in flight: take it back. */
+			/* Nobody would count the pod in flight: take it back
+			 * (and the lock, at out, if we still hold it). */
 			unannotate(x, j->ns, j->name, text);
 			goto out;
 		}
+		locked = false;
 	}
 	j->got = (struct gp__ext_assumed){.nhold = a->nhold};
 	snprintf(j->got.uid, sizeof j->got.uid, "%s", pr->uid);
