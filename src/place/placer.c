@@ -63,6 +63,12 @@ struct option {
 	int card;           /* the single card chosen, or -1 */
 };
 
+/* A candidate pass 1 kept for pass 2: one near the lowest cost so far. */
+struct kept {
+	struct option o;
+	uint32_t i;         /* its position among the candidates */
+};
+
 /* A candidate's verdict in the row of one request shape: 32 bytes, so a
  * row of 12,000 candidates is 384 KiB, read in order. */
 struct centry {
@@ -113,7 +119,7 @@ struct gp_placer {
 	struct gp__nclass cls[MAX_CLASSES];
 	double task_gpus;           /* GPUs the request asks for */
 	/* per-call scratch, one per candidate */
-	struct option *opt;
+	struct kept *kept;          /* gp_placer_choose's pass 1 for pass 2 */
 	uint8_t *cidx;              /* class of each candidate; 255 = none */
 	uint32_t *cslot;            /* each candidate's summary slot as last
 	                               seen (checked against its owner) */
@@ -176,7 +182,7 @@ void gp_placer_free(struct gp_placer *pl)
 		return;
 	gp__fmodel_free(pl->fm);
 	free(pl->cache);
-	free(pl->opt);
+	free(pl->kept);
 	free(pl->cidx);
 	free(pl->cslot);
 	free(pl);
@@ -235,13 +241,13 @@ static int prepare(struct gp_placer *pl, size_t n)
 		memset(pl->rows, 0, sizeof pl->rows);
 	}
 	if (n > pl->nopt) {
-		struct option *o = realloc(pl->opt, n * sizeof *o);
+		struct kept *o = realloc(pl->kept, n * sizeof *o);
 		uint32_t *s;
 		uint8_t *c;
 
 		if (!o)
 			return -ENOMEM;
-		pl->opt = o;
+		pl->kept = o;
 		if (!(c = realloc(pl->cidx, n)))
 			return -ENOMEM;
 		pl->cidx = c;
@@ -620,6 +626,8 @@ static struct option simple_cost(struct gp_placer *pl, const struct gp_node *n, 
 static void set_contention(struct gp_placer *pl, struct gp_node *const *nodes, size_t n, const struct gp_request *r)
 {
 	unsigned last = 0;
+	uint64_t freec[MAX_CLASSES]; /* summed as integers: no chain of
+	                                floating-point adds, same result */
 
 	pl->ncls = 0;
 	pl->task_gpus = 0;
@@ -652,12 +660,15 @@ static void set_contention(struct gp_placer *pl, struct gp_node *const *nodes, s
 			pl->cls_hash[k] = h;
 			pl->cls[k] = (struct gp__nclass){.rep = &nd->gpu[0], .ngpu = nd->ngpu, .cpu = nd->cpu,
 							 .mem = nd->mem};
+			freec[k] = 0;
 			pl->ncls++;
 		}
 		last = k;
 		pl->cidx[i] = (uint8_t)k;
-		pl->cls[k].freec += hot ? hot->free_compute : nd->free_compute;
+		freec[k] += hot ? hot->free_compute : nd->free_compute;
 	}
+	for (unsigned k = 0; k < pl->ncls; k++)
+		pl->cls[k].freec = (double)freec[k];
 	gp__fmodel_contention(pl->fm, pl->cls, pl->ncls);
 }
 
@@ -722,11 +733,15 @@ contention:
 
 /* With the cache off every candidate is read from its own struct: ask
  * for the one PREFETCH_AHEAD places on, so that its memory arrives while
- * this one is worked on.  With the cache on, the dense arrays are read in
- * order (the hardware prefetches them) and a node is read only when its
- * verdict is not known: prefetching every node would fetch what is not
- * needed, and did not help when it was tried. */
+ * this one is worked on.  With the cache on, a node is read only when its
+ * verdict is not known, so prefetching nodes would fetch what is not needed
+ * (it did not help when tried); instead the summary line and the cache
+ * entry of the candidate ROW_AHEAD places on are asked for.  Both arrays
+ * are read in order, but past 10,000 candidates they come from L3 or
+ * memory, and a candidate rejected by its summary skips its cache entry,
+ * which may hide the stream from the hardware prefetcher. */
 #define PREFETCH_AHEAD 16
+#define ROW_AHEAD 32
 
 static inline void prefetch_candidates(const struct gp_placer *pl, struct gp_node *const *nodes, size_t n,
 				       size_t i)
@@ -736,6 +751,13 @@ static inline void prefetch_candidates(const struct gp_placer *pl, struct gp_nod
 
 		__builtin_prefetch(&nd->uid);
 		__builtin_prefetch(&nd->st.ngpu);
+	} else if (pl->cache_on && i + ROW_AHEAD < n) {
+		uint32_t s = pl->cslot[i + ROW_AHEAD];
+
+		if (s != GP__NO_SLOT)
+			__builtin_prefetch(gp__hot_at(s));
+		if (pl->row)
+			__builtin_prefetch(&pl->row[i + ROW_AHEAD]);
 	}
 }
 
@@ -866,7 +888,8 @@ int gp_placer_choose(struct gp_placer *pl, struct gp_node *const *nodes, size_t 
 	uint64_t rk = req_key(r);
 	struct option best = {.cost = INFINITY, .tie = INFINITY, .card = -1};
 	bool ours = pl->pol.node == GP_NODE_OURS;
-	double lo = INFINITY, near;
+	double lo = INFINITY, near, keep = INFINITY;
+	size_t nkept = 0;
 	unsigned ties = 0;
 
 	memset(d->rejected, 0, sizeof d->rejected);
@@ -876,21 +899,33 @@ int gp_placer_choose(struct gp_placer *pl, struct gp_node *const *nodes, size_t 
 	d->why[0] = '\0';
 	if (begin(pl, nodes, n, r) < 0)
 		return -ENOMEM;
-	/* pass 1: fit and cost of every candidate, and the lowest cost */
+	/* pass 1: fit and cost of every candidate, and the lowest cost.  Only
+	 * candidates that may end near the lowest cost are kept for pass 2:
+	 * those within twice the margin of the lowest cost so far (the bound
+	 * lo + near(lo) only falls as lo does, so no candidate pass 2 wants is
+	 * dropped; the factor 2 leaves room for rounding).  They are kept in
+	 * candidate order, which pass 2 needs (random draws, fixed order). */
 	for (size_t i = 0; i < n; i++) {
-		struct option *o = &pl->opt[i];
+		struct option o;
 		enum gp_reject why;
 
 		prefetch_candidates(pl, nodes, n, i);
-		why = node_cost(pl, nodes, i, r, rk, o);
+		why = node_cost(pl, nodes, i, r, rk, &o);
 
 		if (why != GP_FIT) {
 			d->rejected[why]++;
-			o->cost = NAN;
 			continue;
 		}
 		d->fits++;
-		lo = o->cost < lo ? o->cost : lo;
+		if (o.cost < lo) {
+			lo = o.cost;
+			near = 1e-9 * (fabs(lo) > 1 ? fabs(lo) : 1);
+			if (ours && OURS_NEAR > near)
+				near = OURS_NEAR;
+			keep = lo + 2 * near;
+		}
+		if (!isnan(o.cost) && !(o.cost > keep))
+			pl->kept[nkept++] = (struct kept){.o = o, .i = (uint32_t)i};
 	}
 	if (!d->fits) {
 		summarise(d, n);
@@ -901,10 +936,11 @@ int gp_placer_choose(struct gp_placer *pl, struct gp_node *const *nodes, size_t 
 	near = 1e-9 * (fabs(lo) > 1 ? fabs(lo) : 1);
 	if (ours && OURS_NEAR > near)
 		near = OURS_NEAR;
-	for (size_t i = 0; i < n; i++) {
-		const struct option *o = &pl->opt[i];
+	for (size_t k = 0; k < nkept; k++) {
+		const struct option *o = &pl->kept[k].o;
+		size_t i = pl->kept[k].i;
 
-		if (isnan(o->cost) || o->cost > lo + near)
+		if (o->cost > lo + near)
 			continue;
 		if (ours || (pl->pol.node == GP_NODE_FGD && !pl->fgd_exact)) {
 			/* fgd: the simulator's kube-scheduler (its selectHost):
