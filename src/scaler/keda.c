@@ -102,7 +102,8 @@ static enum gp_grpc_status resolve(struct gp_keda *k, const Externalscaler__Scal
 	if (target) {
 		char *end;
 		double v = strtod(target, &end);
-		if (end == target || *end || fabs(v - q->forecast.target) > 1e-9) {
+		/* NaN compares false with everything: test it, not the gap. */
+		if (end == target || *end || !isfinite(v) || fabs(v - q->forecast.target) > 1e-9) {
 			snprintf(err, n, "scalerMetadata target '%.32s' differs from the scaler's "
 					 "target %g for queue '%s': configure it in one place",
 				 target, q->forecast.target, q->name);

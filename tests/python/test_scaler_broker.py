@@ -404,11 +404,17 @@ def test_requests_the_scaler_refuses(scaler, client):
     assert scaler.get("/v1/queues/%2F/nobody-watches-this")[0] == 404
     assert scaler.get("/v1/queues/%2F")[0] == 404
     assert scaler.get("/v1/queues/%2F/jobs-p1/extra")[0] == 404
+    # A percent-escape that decodes to a byte that is not UTF-8: no such
+    # queue, never a 500.
+    assert scaler.get("/v1/queues/%2F/%ff")[0] == 404
     cases = [
         (ref(pb, "nobody-watches-this"), grpc.StatusCode.NOT_FOUND, "not watched"),
         (pb.ScaledObjectRef(name="x", namespace="y"), grpc.StatusCode.INVALID_ARGUMENT, "queue"),
         (ref(pb, "jobs-p1", prefetch="4"), grpc.StatusCode.INVALID_ARGUMENT, "prefetch"),
         (ref(pb, "jobs-p1", target="0.5"), grpc.StatusCode.INVALID_ARGUMENT, "target"),
+        (ref(pb, "jobs-p1", target="nan"), grpc.StatusCode.INVALID_ARGUMENT, "target"),
+        (ref(pb, "jobs-p1", target="-nan"), grpc.StatusCode.INVALID_ARGUMENT, "target"),
+        (ref(pb, "jobs-p1", target="inf"), grpc.StatusCode.INVALID_ARGUMENT, "target"),
         (ref(pb, "jobs-p1", metric="queue_length"), grpc.StatusCode.INVALID_ARGUMENT, "metric"),
         (ref(pb, "jobs-p1", vhost="other"), grpc.StatusCode.NOT_FOUND, "vhost 'other'"),
     ]
