@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "net/accept.h"
 #include "net/addr.h"
 
 #define DEFAULT_MAX_MESSAGE (4u << 20)
@@ -65,6 +66,7 @@ struct gp_grpc {
 	int port;
 	char *unix_path;      /* removed at stop */
 	struct conn *conns;
+	struct gp_accept_pause pause; /* accepts, when out of descriptors */
 };
 
 struct conn {
@@ -773,6 +775,15 @@ fail:
 	evutil_closesocket(fd);
 }
 
+/* accept(2) failed: out of descriptors, pause instead of spinning. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct gp_grpc *srv = arg;
+
+	(void)l;
+	gp_accept_pause_error(&srv->pause, EVUTIL_SOCKET_ERROR());
+}
+
 /* --- the server ----------------------------------------------------------- */
 
 /* A --listen address (net/addr.h) into an address to bind. */
@@ -873,6 +884,13 @@ int gp_grpc_start(struct gp_grpc **out, struct event_base *base, const struct gp
 		g->unix_path = NULL; /* not ours to remove */
 		goto fail;
 	}
+	if ((rc = gp_accept_pause_init(&g->pause, base, g->lis, "grpc"))) {
+		evconnlistener_free(g->lis);
+		if (g->unix_path)
+			unlink(g->unix_path);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(g->lis, on_accept_error);
 	if (!is_unix) {
 		sl = sizeof ss;
 		if (getsockname(evconnlistener_get_fd(g->lis), (struct sockaddr *)&ss, &sl) == 0)
@@ -900,6 +918,7 @@ void gp_grpc_stop(struct gp_grpc *g)
 		return;
 	if (g->lis)
 		evconnlistener_free(g->lis);
+	gp_accept_pause_fini(&g->pause);
 	while (g->conns)
 		conn_close(g->conns);
 	if (g->unix_path)

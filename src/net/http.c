@@ -22,11 +22,8 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "net/accept.h"
 #include "net/addr.h"
-
-/* Accepts paused after the process ran out of descriptors (or memory)
- * resume after this long; the pause is logged once, not per attempt. */
-#define ACCEPT_PAUSE_MS 500
 
 struct conn;
 
@@ -36,8 +33,7 @@ struct gp_http {
 	const struct gp_http_route *routes;
 	void *arg;
 	int port;
-	struct event *resume;      /* re-enables accepts after a pause */
-	uint64_t paused_logged_ns; /* when a pause was last logged */
+	struct gp_accept_pause pause; /* accepts, when out of descriptors */
 	struct gp_http *next;      /* in `servers` */
 	struct event_base *base;
 	/* The caller's bevcb (NULL: plain sockets); ours wraps it. */
@@ -368,44 +364,20 @@ static void done(struct gp_http_req *rq)
 	free(rq);
 }
 
-static void resume_accepts(evutil_socket_t fd, short what, void *arg)
-{
-	struct gp_http *h = arg;
-
-	(void)fd;
-	(void)what;
-	evconnlistener_enable(evhttp_bound_socket_get_listener(h->sock));
-}
-
-/* accept(2) failed.  Out of descriptors or memory, the connection waits in
- * the backlog and the socket stays readable: accepting again at once would
- * spin at full CPU and log every attempt.  Pause accepts for a while
- * instead, and say so at most once a minute. */
+/* accept(2) failed (net/accept.h).  The callback gets evhttp's argument,
+ * not ours: find the server by its listener. */
 static void accept_error(struct evconnlistener *l, void *arg)
 {
 	struct gp_http *h;
 	int err = EVUTIL_SOCKET_ERROR();
-	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
-	uint64_t now = gp_now_ns();
 
 	(void)arg;
 	pthread_mutex_lock(&servers_lock);
-	for (h = servers; h && evhttp_bound_socket_get_listener(h->sock) != l; h = h->next)
+	for (h = servers; h && h->pause.lis != l; h = h->next)
 		;
 	pthread_mutex_unlock(&servers_lock);
-	if (!h)
-		return;
-	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
-		gp_warn("http: accept: %s", strerror(err));
-		return;
-	}
-	evconnlistener_disable(l);
-	if (!h->paused_logged_ns || now - h->paused_logged_ns >= 60000000000ULL) {
-		gp_warn("http: accept: %s; pausing new connections (retrying every %d ms)",
-			strerror(err), ACCEPT_PAUSE_MS);
-		h->paused_logged_ns = now;
-	}
-	event_add(h->resume, &tv);
+	if (h)
+		gp_accept_pause_error(&h->pause, err);
 }
 
 int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp_http_opts *o,
@@ -458,8 +430,8 @@ int gp_http_start(struct gp_http **out, struct event_base *base, const struct gp
 	if (setsockopt(evhttp_bound_socket_get_fd(h->sock), IPPROTO_TCP, TCP_NODELAY, &one,
 		       sizeof one) != 0)
 		gp_warn("http: TCP_NODELAY: %s", strerror(errno));
-	h->resume = evtimer_new(base, resume_accepts, h);
-	if (!h->resume) {
+	if (gp_accept_pause_init(&h->pause, base, evhttp_bound_socket_get_listener(h->sock),
+				 "http")) {
 		evhttp_free(h->ev);
 		free(h);
 		return -ENOMEM;
@@ -493,7 +465,7 @@ void gp_http_stop(struct gp_http *h)
 		}
 	pthread_mutex_unlock(&servers_lock);
 	evhttp_free(h->ev); /* closes the connections: conn_closed for each */
-	event_free(h->resume);
+	gp_accept_pause_fini(&h->pause);
 	free(h->byfd);
 	free(h);
 }

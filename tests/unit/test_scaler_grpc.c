@@ -5,6 +5,10 @@
  * doubled or missing messages, the wrong content type, cancellations and
  * dropped connections. */
 #include <errno.h>
+#include <sys/wait.h>
+#include <sys/resource.h>
+#include <signal.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
@@ -22,6 +26,7 @@
 #include <cmocka.h>
 
 #include "externalscaler.pb-c.h"
+#include "common/log.h"
 #include "net/grpc.h"
 #include "net/loop.h"
 
@@ -593,11 +598,108 @@ static void test_bad_listen(void **state)
 	gp_loop_free(loop);
 }
 
+/* A TCP connection to the loopback port, or -1. */
+static int tcp_connect(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Out of descriptors: accepts pause (one log line) instead of spinning on
+ * the readable listener, and resume once descriptors are free. */
+static void test_out_of_descriptors(void **state)
+{
+	int errp[2], portp[2], conns[8], status, port, c;
+	char log[65536], frame[9];
+	size_t got = 0;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(errp), 0);
+	assert_int_equal(pipe(portp), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct gp_loop *loop = gp_loop_new();
+		struct gp_grpc_opts o = {.listen = "127.0.0.1:0"};
+		struct rlimit rl;
+		struct gp_grpc *g;
+		int p, top;
+
+		dup2(errp[1], 2);
+		close(errp[0]);
+		close(portp[0]);
+		gp_log_setup(GP_LOG_WARN, "test");
+		alarm(20); /* never outlive the test */
+		if (!loop || gp_grpc_start(&g, gp_loop_base(loop), &o, methods, loop))
+			_exit(3);
+		p = gp_grpc_port(g);
+		if (write(portp[1], &p, sizeof p) != sizeof p)
+			_exit(4);
+		/* New descriptors take the lowest free number: three more. */
+		if ((top = open("/dev/null", O_RDONLY)) < 0)
+			_exit(5);
+		close(top);
+		rl.rlim_cur = rl.rlim_max = (rlim_t)top + 3;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			_exit(5);
+		_exit(gp_loop_run(loop) == 0 ? 0 : 6);
+	}
+	close(errp[1]);
+	close(portp[1]);
+	assert_int_equal(read(portp[0], &port, sizeof port), sizeof port);
+	close(portp[0]);
+	for (int i = 0; i < 8; i++)
+		assert_true((conns[i] = tcp_connect(port)) >= 0);
+	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	for (int t = 0; t < 15; t++) { /* 1.5 s of what it logs */
+		ssize_t r;
+		usleep(100000);
+		while ((r = read(errp[0], log + got, sizeof log - 1 - got)) > 0)
+			got += (size_t)r;
+	}
+	log[got] = '\0';
+	for (int i = 0; i < 8; i++)
+		close(conns[i]);
+	usleep(700000); /* past the next retry */
+	/* Serving again: a new connection gets the server's SETTINGS. */
+	c = tcp_connect(port);
+	assert_true(c >= 0);
+	{
+		struct pollfd pf = {.fd = c, .events = POLLIN};
+		if (poll(&pf, 1, 5000) != 1 || read(c, frame, sizeof frame) != (ssize_t)sizeof frame) {
+			kill(pid, SIGKILL);
+			fail_msg("the server did not serve again once descriptors were free");
+		}
+	}
+	close(c);
+	kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	close(errp[0]);
+	{
+		int n = 0;
+		for (const char *q = log; (q = strstr(q, "pausing new connections")); q++)
+			n++;
+		if (n != 1 || got > 4096)
+			fail_msg("want one pause line and a short log, got %d lines in %zu bytes:\n%.2000s",
+				 n, got, log);
+	}
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frame_parse),   cmocka_unit_test(test_frame_header),
 		cmocka_unit_test(test_timeout),       cmocka_unit_test(test_server_tcp),
+		cmocka_unit_test(test_out_of_descriptors),
 		cmocka_unit_test(test_server_unix),   cmocka_unit_test(test_bad_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
