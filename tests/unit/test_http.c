@@ -40,6 +40,7 @@
 #include "net/client.h"
 #include "net/http.h"
 #include "net/loop.h"
+#include "unit/fdstarve.h"
 
 static void echo(struct gp_http_req *rq, void *arg)
 {
@@ -298,9 +299,8 @@ static void test_out_of_descriptors(void **state)
 	if (pid == 0) {
 		struct gp_loop *loop = gp_loop_new();
 		struct gp_http_opts o = {.listen = "127.0.0.1:0", .max_body = 1024, .idle_timeout_s = 5};
-		struct rlimit rl;
 		struct gp_http *h;
-		int p, top = 0;
+		int p;
 
 		dup2(errp[1], 2);
 		close(errp[0]);
@@ -312,14 +312,7 @@ static void test_out_of_descriptors(void **state)
 		p = gp_http_port(h);
 		if (write(portp[1], &p, sizeof p) != sizeof p)
 			_exit(4);
-		/* New descriptors take the lowest free number: three more,
-		 * whatever is open above them. */
-		top = open("/dev/null", O_RDONLY);
-		if (top < 0)
-			_exit(5);
-		close(top);
-		rl.rlim_cur = rl.rlim_max = (rlim_t)top + 3;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		if (fdstarve_limit() != 0)
 			_exit(5);
 		_exit(gp_loop_run(loop) == 0 ? 0 : 6);
 	}
@@ -327,22 +320,9 @@ static void test_out_of_descriptors(void **state)
 	close(portp[1]);
 	assert_int_equal(read(portp[0], &port, sizeof port), sizeof port);
 	close(portp[0]);
-	for (int i = 0; i < 8; i++) {
-		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		conns[i] = socket(AF_INET, SOCK_STREAM, 0);
-		assert_true(conns[i] >= 0);
-		/* The kernel completes the handshake from the backlog. */
-		assert_int_equal(connect(conns[i], (struct sockaddr *)&a, sizeof a), 0);
-	}
-	fcntl(errp[0], F_SETFL, O_NONBLOCK);
-	for (int t = 0; t < 15; t++) { /* 1.5 s of what it logs */
-		ssize_t r;
-		usleep(100000);
-		while ((r = read(errp[0], log + got, sizeof log - 1 - got)) > 0)
-			got += (size_t)r;
-	}
-	log[got] = '\0';
+	for (int i = 0; i < 8; i++)
+		assert_true((conns[i] = fdstarve_connect(port)) >= 0);
+	got = fdstarve_log(errp[0], log, sizeof log, 1500);
 	for (int i = 0; i < 8; i++)
 		close(conns[i]);
 	usleep(700000); /* past the next retry */

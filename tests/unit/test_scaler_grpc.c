@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "net/grpc.h"
 #include "net/loop.h"
+#include "unit/fdstarve.h"
 
 /* --- framing ------------------------------------------------------------ */
 
@@ -598,20 +599,6 @@ static void test_bad_listen(void **state)
 	gp_loop_free(loop);
 }
 
-/* A TCP connection to the loopback port, or -1. */
-static int tcp_connect(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-		close(fd);
-		fd = -1;
-	}
-	return fd;
-}
-
 /* Out of descriptors: accepts pause (one log line) instead of spinning on
  * the readable listener, and resume once descriptors are free. */
 static void test_out_of_descriptors(void **state)
@@ -629,9 +616,8 @@ static void test_out_of_descriptors(void **state)
 	if (pid == 0) {
 		struct gp_loop *loop = gp_loop_new();
 		struct gp_grpc_opts o = {.listen = "127.0.0.1:0"};
-		struct rlimit rl;
 		struct gp_grpc *g;
-		int p, top;
+		int p;
 
 		dup2(errp[1], 2);
 		close(errp[0]);
@@ -643,12 +629,7 @@ static void test_out_of_descriptors(void **state)
 		p = gp_grpc_port(g);
 		if (write(portp[1], &p, sizeof p) != sizeof p)
 			_exit(4);
-		/* New descriptors take the lowest free number: three more. */
-		if ((top = open("/dev/null", O_RDONLY)) < 0)
-			_exit(5);
-		close(top);
-		rl.rlim_cur = rl.rlim_max = (rlim_t)top + 3;
-		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		if (fdstarve_limit() != 0)
 			_exit(5);
 		_exit(gp_loop_run(loop) == 0 ? 0 : 6);
 	}
@@ -657,20 +638,13 @@ static void test_out_of_descriptors(void **state)
 	assert_int_equal(read(portp[0], &port, sizeof port), sizeof port);
 	close(portp[0]);
 	for (int i = 0; i < 8; i++)
-		assert_true((conns[i] = tcp_connect(port)) >= 0);
-	fcntl(errp[0], F_SETFL, O_NONBLOCK);
-	for (int t = 0; t < 15; t++) { /* 1.5 s of what it logs */
-		ssize_t r;
-		usleep(100000);
-		while ((r = read(errp[0], log + got, sizeof log - 1 - got)) > 0)
-			got += (size_t)r;
-	}
-	log[got] = '\0';
+		assert_true((conns[i] = fdstarve_connect(port)) >= 0);
+	got = fdstarve_log(errp[0], log, sizeof log, 1500);
 	for (int i = 0; i < 8; i++)
 		close(conns[i]);
 	usleep(700000); /* past the next retry */
 	/* Serving again: a new connection gets the server's SETTINGS. */
-	c = tcp_connect(port);
+	c = fdstarve_connect(port);
 	assert_true(c >= 0);
 	{
 		struct pollfd pf = {.fd = c, .events = POLLIN};
