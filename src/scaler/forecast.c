@@ -223,6 +223,50 @@ static double holding_time(const struct gp_forecast *f)
 	return fmin(f->u_avg / f->a_avg, MAX_HOLDING_S);
 }
 
+/* A waiting message needs a slot, whatever the averages say: this is what
+ * scales from zero, and it keeps the metric above zero while anything
+ * waits.  The cap keeps the figure finite. */
+static double floor_demand(const struct gp_forecast_out *out, double demand)
+{
+	if ((out->backlog > 0 || out->unacked > 0) && demand < 1.0)
+		demand = 1.0;
+	return demand <= MAX_SLOTS ? demand : MAX_SLOTS;
+}
+
+/* Slots the demand occupies once `arrivals` msg/s arrive: those arrivals
+ * held for the holding time, plus the backlog drained within drain_s, never
+ * below the slots busy on average now (a publish rate the broker stopped
+ * reporting must not read as an idle queue while consumers are plainly
+ * working).  Needs a holding time. */
+static double demand_at(const struct gp_forecast *f, const struct gp_forecast_out *out,
+			double arrivals)
+{
+	double holding = out->holding_s;
+	double demand = arrivals * holding + (double)out->backlog * holding / f->cfg.drain_s;
+
+	return floor_demand(out, fmax(demand, f->u_avg));
+}
+
+/* The replicas that keep `demand` slots at or under the target, within the
+ * configured bounds. */
+static uint32_t replicas_for(const struct gp_forecast_config *c, double demand,
+			     double slots_per_replica, unsigned *flags)
+{
+	/* The small allowance keeps an exact multiple from rounding up on
+	 * floating-point noise. */
+	double need = ceil(demand / (c->target * slots_per_replica) - 1e-9);
+
+	if (need < 0.0)
+		need = 0.0;
+	if (need < c->min_replicas)
+		need = c->min_replicas;
+	if (need > c->max_replicas) {
+		need = c->max_replicas;
+		*flags |= GP_FORECAST_F_AT_MAX;
+	}
+	return (uint32_t)need;
+}
+
 /* The whole update: sanitize, advance the smoothing (unless time did not
  * move forward), then derive the figures. */
 void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *o,
@@ -231,7 +275,7 @@ void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *o,
 	const struct gp_forecast_config *c = &f->cfg;
 	unsigned flags = 0;
 	uint32_t prefetch = o->prefetch;
-	double publish, ack, holding, demand, slots_per_replica, need;
+	double publish, ack, holding, demand, slots_per_replica;
 	uint64_t basis;
 
 	if (prefetch == 0) {
@@ -290,40 +334,34 @@ void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *o,
 	out->replicas = (uint32_t)basis;
 	out->capacity_slots = (double)basis * slots_per_replica;
 
+	out->backlog = o->ready;
+	out->unacked = o->unacked;
 	if (holding > 0.0) {
-		/* Arrivals one horizon ahead, plus the backlog drained within
-		 * drain_s, never below the slots busy on average now: a
-		 * publish rate the broker stopped reporting must not read as
-		 * an idle queue while consumers are plainly working. */
-		demand = out->arrival_forecast * holding + (double)o->ready * holding / c->drain_s;
-		demand = fmax(demand, f->u_avg);
+		demand = demand_at(f, out, out->arrival_forecast);
 	} else {
 		flags |= GP_FORECAST_F_NO_SERVICE;
-		demand = out->saturation * out->capacity_slots;
+		demand = floor_demand(out, out->saturation * out->capacity_slots);
 	}
-	/* A waiting message needs a slot, whatever the averages say: this is
-	 * what scales from zero, and it keeps the metric above zero while
-	 * anything waits. */
-	if ((o->ready > 0 || o->unacked > 0) && demand < 1.0)
-		demand = 1.0;
-	if (!(demand <= MAX_SLOTS))
-		demand = MAX_SLOTS;
 	out->demand_slots = demand;
 	out->forecast_saturation = demand / out->capacity_slots;
-
-	/* The small allowance keeps an exact multiple from rounding up on
-	 * floating-point noise. */
-	need = ceil(demand / (c->target * slots_per_replica) - 1e-9);
-	if (need < 0.0)
-		need = 0.0;
-	if (need < c->min_replicas)
-		need = c->min_replicas;
-	if (need > c->max_replicas) {
-		need = c->max_replicas;
-		flags |= GP_FORECAST_F_AT_MAX;
-	}
-	out->desired_replicas = (uint32_t)need;
-	out->backlog = o->ready;
+	out->desired_replicas = replicas_for(c, demand, slots_per_replica, &flags);
 	out->samples = f->samples;
 	out->flags = flags;
+}
+
+uint32_t gp_forecast_desired_at(const struct gp_forecast *f, const struct gp_forecast_out *last,
+				double horizon_s)
+{
+	double slots_per_replica = last->capacity_slots / (double)last->replicas;
+	unsigned flags = 0;
+	double demand;
+
+	if (!(isfinite(horizon_s) && horizon_s > 0.0))
+		horizon_s = f->cfg.horizon_s;
+	if (last->holding_s > 0.0)
+		demand = demand_at(f, last, fmax(0.0, last->arrival_rate +
+							  last->arrival_trend * horizon_s));
+	else
+		demand = last->demand_slots;
+	return replicas_for(&f->cfg, demand, slots_per_replica, &flags);
 }

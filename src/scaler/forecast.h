@@ -202,6 +202,7 @@ struct gp_forecast_out {
 	                               ceil(metric / target), also yields
 	                               desired_replicas */
 	uint64_t backlog;           /* messages ready, as observed */
+	uint64_t unacked;           /* messages unacknowledged, as observed */
 	uint64_t samples;           /* observations taken since new/reset */
 	unsigned flags;             /* GP_FORECAST_F_* */
 };
@@ -211,6 +212,18 @@ struct gp_forecast_out {
  * Costs a few dozen floating-point operations; allocates nothing. */
 void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *obs,
 			struct gp_forecast_out *out);
+
+/* The replicas wanted `horizon_s` seconds ahead instead of the configured
+ * horizon, from the state the last gp_forecast_update() left and the output
+ * it wrote to `last`: the same demand formula (arrival forecast x holding
+ * time, plus the backlog drained within drain_s, never below the busy
+ * slots) with the slope extrapolated over `horizon_s`, within
+ * [min_replicas, max_replicas].  A pool that warms up slower (the cloud
+ * pool of a hybrid setup, docs/scaler.md) must be ordered on this longer
+ * horizon to be ready in time.  A horizon that is not positive and finite
+ * reads as the configured one. */
+uint32_t gp_forecast_desired_at(const struct gp_forecast *f, const struct gp_forecast_out *last,
+				double horizon_s);
 
 /* The saturation of one observation alone, as in gp_forecast_out. */
 double gp_forecast_saturation(const struct gp_forecast_obs *obs);
