@@ -29,6 +29,14 @@
 #define MAX_HOLDING_S 1e7
 #define MAX_SLOTS 1e12
 
+/* The default drain time, in horizons.  Capacity ordered for a backlog
+ * arrives one warm-up later and is released only as fast as the HPA's
+ * scale-in policy allows (10 % a minute in deploy/keda), so a pool sized to
+ * drain a surge's backlog within one horizon overshoots for many minutes
+ * after it: three horizons cost fewer GPU-hours for the same misses on the
+ * steps of bench/autoscale (docs/scaler.md). */
+#define DRAIN_HORIZONS 3.0
+
 struct gp_forecast {
 	struct gp_forecast_config cfg;
 	uint64_t samples;   /* observations that advanced the state */
@@ -49,11 +57,13 @@ struct gp_forecast {
  * The service half-life only has to follow changes of the mix of requests,
  * which are slow.  4 sigma rarely fires on noise; the noise is remembered
  * as long as the HPA remembers its recommendations (300 s).  The backlog is
- * drained within one more horizon.  docs/scaler.md shows how these
- * were checked. */
+ * drained within three more horizons (DRAIN_HORIZONS).  Target 0.8 with two
+ * sigmas of square-root headroom is the setting of bench/autoscale that
+ * misses no more than a saturation threshold of 0.7 on any of its
+ * workloads.  docs/scaler.md shows how these were checked. */
 void gp_forecast_config_default(struct gp_forecast_config *c)
 {
-	c->target = 0.7;
+	c->target = 0.8;
 	c->horizon_s = 60.0;
 	c->level_halflife_s = 30.0;
 	c->trend_halflife_s = 90.0;
@@ -61,6 +71,7 @@ void gp_forecast_config_default(struct gp_forecast_config *c)
 	c->drain_s = 0.0;
 	c->jump_sigma = 4.0;
 	c->noise_halflife_s = 300.0;
+	c->headroom_sigma = 2.0;
 	c->min_replicas = 0;
 	c->max_replicas = 100;
 	c->consumers_per_replica = 1;
@@ -87,6 +98,7 @@ int gp_forecast_config_check(const struct gp_forecast_config *c, const char **ba
 		{c->drain_s == 0.0 || seconds_ok(c->drain_s), "drain_s"},
 		{isfinite(c->jump_sigma) && c->jump_sigma >= 0.0, "jump_sigma"},
 		{seconds_ok(c->noise_halflife_s), "noise_halflife_s"},
+		{isfinite(c->headroom_sigma) && c->headroom_sigma >= 0.0, "headroom_sigma"},
 		{c->max_replicas >= 1, "max_replicas"},
 		{c->min_replicas <= c->max_replicas, "min_replicas"},
 		{c->consumers_per_replica >= 1, "consumers_per_replica"},
@@ -112,7 +124,7 @@ int gp_forecast_new(struct gp_forecast **out, const struct gp_forecast_config *c
 		return -ENOMEM;
 	f->cfg = *c;
 	if (f->cfg.drain_s == 0.0)
-		f->cfg.drain_s = f->cfg.horizon_s;
+		f->cfg.drain_s = DRAIN_HORIZONS * f->cfg.horizon_s;
 	*out = f;
 	return 0;
 }
@@ -223,38 +235,61 @@ static double holding_time(const struct gp_forecast *f)
 	return fmin(f->u_avg / f->a_avg, MAX_HOLDING_S);
 }
 
+/* What a forecast asks of the pool, in consumer slots. */
+struct need {
+	double demand;   /* slots the forecast demand occupies */
+	double headroom; /* slots kept free on top of it */
+	double slots;    /* slots to provision: (demand from arrivals +
+	                    headroom) / target + the backlog's drain */
+};
+
+/* Square-root staffing: the busy slots of a Poisson stream of demand D
+ * vary by sqrt(D), so keeping headroom_sigma x sqrt(D) free covers its
+ * noise at a cost that shrinks, relative to D, as the pool grows. */
+static double headroom(const struct gp_forecast_config *c, double demand)
+{
+	return c->headroom_sigma * sqrt(demand);
+}
+
 /* A waiting message needs a slot, whatever the averages say: this is what
  * scales from zero, and it keeps the metric above zero while anything
- * waits.  The cap keeps the figure finite. */
-static double floor_demand(const struct gp_forecast_out *out, double demand)
+ * waits.  The cap keeps the figures finite. */
+static void floor_need(const struct gp_forecast_out *out, struct need *n)
 {
-	if ((out->backlog > 0 || out->unacked > 0) && demand < 1.0)
-		demand = 1.0;
-	return demand <= MAX_SLOTS ? demand : MAX_SLOTS;
+	if ((out->backlog > 0 || out->unacked > 0) && n->slots < 1.0)
+		n->slots = 1.0;
+	n->slots = n->slots <= MAX_SLOTS ? n->slots : MAX_SLOTS;
+	n->demand = n->demand <= MAX_SLOTS ? n->demand : MAX_SLOTS;
 }
 
-/* Slots the demand occupies once `arrivals` msg/s arrive: those arrivals
- * held for the holding time, plus the backlog drained within drain_s, never
- * below the slots busy on average now (a publish rate the broker stopped
- * reporting must not read as an idle queue while consumers are plainly
- * working).  Needs a holding time. */
-static double demand_at(const struct gp_forecast *f, const struct gp_forecast_out *out,
-			double arrivals)
+/* The pool that serves `arrivals` msg/s, each held for the holding time,
+ * with the target's share of it free plus the square-root headroom, and
+ * drains the backlog within drain_s.  The backlog is work to do once, not
+ * a rate that fluctuates: its slots get no headroom, which keeps a pool
+ * that comes back from a surge's backlog from overshooting by 1/target.
+ * Never below the slots busy on average now over the target (a publish
+ * rate the broker stopped reporting must not read as an idle queue while
+ * consumers are plainly working).  Needs a holding time. */
+static void need_at(const struct gp_forecast *f, const struct gp_forecast_out *out,
+		    double arrivals, struct need *n)
 {
-	double holding = out->holding_s;
-	double demand = arrivals * holding + (double)out->backlog * holding / f->cfg.drain_s;
+	const struct gp_forecast_config *c = &f->cfg;
+	double steady = arrivals * out->holding_s;
+	double drain = (double)out->backlog * out->holding_s / c->drain_s;
 
-	return floor_demand(out, fmax(demand, f->u_avg));
+	n->headroom = headroom(c, steady);
+	n->demand = fmax(steady + drain, f->u_avg);
+	n->slots = fmax((steady + n->headroom) / c->target + drain, f->u_avg / c->target);
+	floor_need(out, n);
 }
 
-/* The replicas that keep `demand` slots at or under the target, within the
- * configured bounds. */
-static uint32_t replicas_for(const struct gp_forecast_config *c, double demand,
+/* The replicas that provide `slots`, within the configured bounds. */
+static uint32_t replicas_for(const struct gp_forecast_config *c, double slots,
 			     double slots_per_replica, unsigned *flags)
 {
 	/* The small allowance keeps an exact multiple from rounding up on
 	 * floating-point noise. */
-	double need = ceil(demand / (c->target * slots_per_replica) - 1e-9);
+	double need = ceil(slots / slots_per_replica - 1e-9);
 
 	if (need < 0.0)
 		need = 0.0;
@@ -275,7 +310,8 @@ void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *o,
 	const struct gp_forecast_config *c = &f->cfg;
 	unsigned flags = 0;
 	uint32_t prefetch = o->prefetch;
-	double publish, ack, holding, demand, slots_per_replica;
+	double publish, ack, holding, slots_per_replica;
+	struct need n;
 	uint64_t basis;
 
 	if (prefetch == 0) {
@@ -337,14 +373,20 @@ void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *o,
 	out->backlog = o->ready;
 	out->unacked = o->unacked;
 	if (holding > 0.0) {
-		demand = demand_at(f, out, out->arrival_forecast);
+		need_at(f, out, out->arrival_forecast, &n);
 	} else {
 		flags |= GP_FORECAST_F_NO_SERVICE;
-		demand = floor_demand(out, out->saturation * out->capacity_slots);
+		n.demand = out->saturation * out->capacity_slots;
+		n.headroom = 0.0;
+		n.slots = n.demand / c->target;
+		floor_need(out, &n);
 	}
-	out->demand_slots = demand;
-	out->forecast_saturation = demand / out->capacity_slots;
-	out->desired_replicas = replicas_for(c, demand, slots_per_replica, &flags);
+	out->demand_slots = n.demand;
+	out->headroom_slots = n.headroom;
+	/* The HPA asks for ceil(ready x metric / target): n.slots over the
+	 * slots per replica, which is desired_replicas. */
+	out->forecast_saturation = n.slots * c->target / out->capacity_slots;
+	out->desired_replicas = replicas_for(c, n.slots, slots_per_replica, &flags);
 	out->samples = f->samples;
 	out->flags = flags;
 }
@@ -354,14 +396,14 @@ uint32_t gp_forecast_desired_at(const struct gp_forecast *f, const struct gp_for
 {
 	double slots_per_replica = last->capacity_slots / (double)last->replicas;
 	unsigned flags = 0;
-	double demand;
+	struct need n;
 
 	if (!(isfinite(horizon_s) && horizon_s > 0.0))
 		horizon_s = f->cfg.horizon_s;
 	if (last->holding_s > 0.0)
-		demand = demand_at(f, last, fmax(0.0, last->arrival_rate +
-							  last->arrival_trend * horizon_s));
+		need_at(f, last, fmax(0.0, last->arrival_rate + last->arrival_trend * horizon_s),
+			&n);
 	else
-		demand = last->demand_slots;
-	return replicas_for(&f->cfg, demand, slots_per_replica, &flags);
+		n.slots = last->forecast_saturation * last->capacity_slots / f->cfg.target;
+	return replicas_for(&f->cfg, n.slots, slots_per_replica, &flags);
 }

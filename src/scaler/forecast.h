@@ -45,7 +45,7 @@ struct gp_forecast; /* opaque: the smoothing state of one queue */
  * added at the end in later versions, with defaults that keep behaviour. */
 struct gp_forecast_config {
 	double target;            /* saturation the forecast is kept under,
-	                             0 < target <= 1; default 0.7 */
+	                             0 < target <= 1; default 0.8 */
 	double horizon_s;         /* how far ahead to forecast: the workers'
 	                             warm-up time, > 0; default 60 */
 	double level_halflife_s;  /* half-life of the arrival-rate level, > 0;
@@ -58,7 +58,7 @@ struct gp_forecast_config {
 	double drain_s;           /* a backlog of ready messages is to be drained
 	                             within this many seconds once capacity
 	                             arrives, >= 0; 0 (the default) means
-	                             horizon_s */
+	                             three times horizon_s */
 	uint32_t min_replicas;    /* floor of desired_replicas; default 0 */
 	uint32_t max_replicas;    /* ceiling of desired_replicas, >= min and
 	                             >= 1; default 100 */
@@ -70,6 +70,13 @@ struct gp_forecast_config {
 	                             at once; >= 0, 0 = never; default 4 */
 	double noise_halflife_s;  /* half-life of that error's variance, > 0;
 	                             default 300 */
+	double headroom_sigma;    /* slots kept free on top of the demand, in
+	                             standard deviations of the busy count:
+	                             headroom = headroom_sigma x sqrt(demand
+	                             slots), the square-root staffing rule
+	                             (busy slots of a Poisson stream vary by
+	                             sqrt of their mean, so small pools need
+	                             relatively more); >= 0; default 2 */
 };
 
 /* Fill `c` with the defaults listed above. */
@@ -161,19 +168,25 @@ struct gp_forecast_out {
 	                               consumers and no messages.  Not capped:
 	                               above 1 means consumers hold more than the
 	                               configured prefetch */
-	double forecast_saturation; /* demand_slots / capacity_slots: the
-	                               saturation the demand forecast for one
-	                               horizon ahead would put on the ready
-	                               replicas.  An HPA with a `Value` target of
-	                               `target` on this metric asks for
-	                               ceil(ready pods x forecast / target),
-	                               which is desired_replicas (up to the
-	                               HPA's 0.1 tolerance), from zero ready
+	double forecast_saturation; /* need x target / capacity_slots, where
+	                               need = (arrivals' slots + headroom_slots)
+	                               / target + the backlog's drain slots: the
+	                               saturation that would put the pool needed
+	                               one horizon ahead at the target, on the
+	                               replicas ready now.  An HPA with a
+	                               `Value` target of `target` on this metric
+	                               asks for ceil(ready pods x forecast /
+	                               target), which is desired_replicas (up to
+	                               the HPA's 0.1 tolerance), from zero ready
 	                               pods too: see `replicas` */
-	uint32_t desired_replicas;  /* replicas that keep forecast_saturation <=
-	                               target: ceil(demand_slots / (target x
-	                               consumers_per_replica x prefetch)), so at
-	                               least 1 while messages wait; within
+	uint32_t desired_replicas;  /* ceil(need / (consumers_per_replica x
+	                               prefetch)): the arrivals forecast one
+	                               horizon ahead with the headroom, at the
+	                               target, plus the slots that drain the
+	                               backlog within drain_s (work to do once:
+	                               no headroom on it); never below the slots
+	                               busy now over the target, at least 1
+	                               while messages wait; within
 	                               [min_replicas, max_replicas] */
 	double arrival_rate;        /* smoothed publish rate (Holt level) */
 	double arrival_trend;       /* its slope, msg/s per second */
@@ -189,8 +202,10 @@ struct gp_forecast_out {
 	                               (ready x holding_s / drain_s), never below
 	                               the smoothed unacked count (the slots busy
 	                               now).  Without a holding time yet:
-	                               saturation x capacity_slots.  At least 1
-	                               while any message is ready or unacked */
+	                               saturation x capacity_slots */
+	double headroom_slots;      /* headroom_sigma x sqrt(arrival_forecast x
+	                               holding_s): kept free on top of the
+	                               arrivals' slots; 0 without a holding time */
 	double capacity_slots;      /* consumer slots of the ready replicas:
 	                               replicas x consumers_per_replica x
 	                               prefetch, > 0 */
@@ -215,9 +230,9 @@ void gp_forecast_update(struct gp_forecast *f, const struct gp_forecast_obs *obs
 
 /* The replicas wanted `horizon_s` seconds ahead instead of the configured
  * horizon, from the state the last gp_forecast_update() left and the output
- * it wrote to `last`: the same demand formula (arrival forecast x holding
- * time, plus the backlog drained within drain_s, never below the busy
- * slots) with the slope extrapolated over `horizon_s`, within
+ * it wrote to `last`: the same need (arrivals with headroom at the target,
+ * plus the backlog's drain, never below the busy slots) with the slope
+ * extrapolated over `horizon_s`, within
  * [min_replicas, max_replicas].  A pool that warms up slower (the cloud
  * pool of a hybrid setup, docs/scaler.md) must be ordered on this longer
  * horizon to be ready in time.  A horizon that is not positive and finite

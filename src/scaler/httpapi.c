@@ -17,17 +17,38 @@ static const struct {
 	{GP_FORECAST_F_NO_SERVICE, "no_service"}, {GP_FORECAST_F_AT_MAX, "at_max"},
 };
 
+/* The per-pool figures of a hybrid queue.  Each pool's desired_replicas
+ * is an absolute count, for an `AverageValue` target of 1 (the HPA then
+ * asks for exactly that many). */
+static json_t *pools_json(const struct gp_poller_snap *s)
+{
+	const struct gp_burst_config *bc = &s->queue->burst;
+
+	return json_pack("{s:{s:I,s:I,s:f,s:f},s:{s:I,s:I,s:f,s:f,s:I}}",
+			 "onprem",
+			 "desired_replicas", (json_int_t)s->burst.onprem,
+			 "max", (json_int_t)bc->onprem_max,
+			 "warmup_s", s->queue->forecast.horizon_s,
+			 "cost_factor", 1.0,
+			 "cloud",
+			 "desired_replicas", (json_int_t)s->burst.cloud,
+			 "max", (json_int_t)bc->cloud_max,
+			 "warmup_s", bc->cloud_warmup_s,
+			 "cost_factor", bc->cloud_cost,
+			 "total_replicas_ahead", (json_int_t)s->burst.far);
+}
+
 /* The JSON document of a good snapshot. */
 static json_t *queue_json(const struct gp_poller_snap *s)
 {
 	const struct gp_forecast_out *fc = &s->fc;
 	const struct gp_rabbit_queue *r = &s->raw;
-	json_t *flags = json_array();
+	json_t *flags = json_array(), *doc;
 
 	for (size_t i = 0; i < sizeof flag_names / sizeof *flag_names; i++)
 		if (fc->flags & flag_names[i].bit)
 			json_array_append_new(flags, json_string(flag_names[i].name));
-	return json_pack(
+	doc = json_pack(
 		"{s:s,s:s,s:f,s:f,s:I,s:f,s:i,s:f,"
 		"s:{s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f},"
 		"s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:I,s:o},s:f}",
@@ -47,6 +68,9 @@ static json_t *queue_json(const struct gp_poller_snap *s)
 		fc->capacity_slots, "replicas", (int)fc->replicas, "samples",
 		(json_int_t)fc->samples, "flags", flags,
 		"polled_at", (double)s->ok_wall_ns / 1e9);
+	if (doc && s->queue->burst.onprem_max)
+		json_object_set_new(doc, "pools", pools_json(s));
+	return doc;
 }
 
 static void get_queue(struct gp_http_req *rq, void *arg)

@@ -25,10 +25,21 @@ static const struct {
 	[SATURATION] = {"saturation", "saturation"},
 };
 
+/* The pools of a hybrid queue (burst.h), by their scalerMetadata names. */
+enum pool { POOL_NONE, POOL_ONPREM, POOL_CLOUD };
+static const char *const pool_names[] = {[POOL_ONPREM] = "onprem", [POOL_CLOUD] = "cloud"};
+
+/* What a ScaledObjectRef asks for. */
+struct ask {
+	int queue;            /* poller index */
+	enum metric metric;   /* without a pool */
+	enum pool pool;       /* with one, the metric is its desired replicas */
+};
+
 struct stream {
 	struct gp_keda *k;
 	struct gp_grpc_call *call;
-	int queue;            /* poller index */
+	struct ask ask;
 	int last;             /* last result sent, -1 before the first */
 	struct stream *prev, *next;
 };
@@ -37,12 +48,6 @@ struct gp_keda {
 	struct gp_poller *poller;
 	struct event *tick;
 	struct stream *streams;
-};
-
-/* What a ScaledObjectRef asks for. */
-struct ask {
-	int queue;
-	enum metric metric;
 };
 
 static const char *meta(const Externalscaler__ScaledObjectRef *ref, const char *key)
@@ -60,7 +65,7 @@ static enum gp_grpc_status resolve(struct gp_keda *k, const Externalscaler__Scal
 {
 	const char *queue = meta(ref, "queue"), *vhost = meta(ref, "vhost");
 	const char *metric = meta(ref, "metric"), *prefetch = meta(ref, "prefetch");
-	const char *target = meta(ref, "target");
+	const char *target = meta(ref, "target"), *pool = meta(ref, "pool");
 	const struct gp_scaler_queue *q;
 	struct gp_poller_snap s;
 
@@ -77,7 +82,24 @@ static enum gp_grpc_status resolve(struct gp_keda *k, const Externalscaler__Scal
 		return GP_GRPC_NOT_FOUND;
 	}
 	a->metric = FORECAST_SATURATION;
-	if (metric) {
+	a->pool = POOL_NONE;
+	if (pool) {
+		if (strcmp(pool, "onprem") == 0) {
+			a->pool = POOL_ONPREM;
+		} else if (strcmp(pool, "cloud") == 0) {
+			a->pool = POOL_CLOUD;
+		} else {
+			snprintf(err, n, "scalerMetadata pool '%.64s': want onprem or cloud", pool);
+			return GP_GRPC_INVALID_ARGUMENT;
+		}
+		/* A pool is served one figure; a metric naming another is a
+		 * ScaledObject that expects something else. */
+		if (metric && strcmp(metric, "desired_replicas") != 0) {
+			snprintf(err, n, "scalerMetadata metric '%.64s' with pool '%s': a pool's "
+					 "metric is its desired_replicas", metric, pool);
+			return GP_GRPC_INVALID_ARGUMENT;
+		}
+	} else if (metric) {
 		size_t m = 0;
 		while (m < sizeof metrics / sizeof *metrics && strcmp(metrics[m].key, metric) != 0)
 			m++;
@@ -90,6 +112,12 @@ static enum gp_grpc_status resolve(struct gp_keda *k, const Externalscaler__Scal
 	}
 	gp_poller_get(k->poller, (size_t)a->queue, &s);
 	q = s.queue;
+	if (a->pool != POOL_NONE && !q->burst.onprem_max) {
+		snprintf(err, n, "scalerMetadata pool '%s': queue '%s' in vhost '%s' has no "
+				 "on-premises and cloud pools (start the scaler with --onprem-max "
+				 "for it, or leave out 'pool')", pool, q->name, q->vhost);
+		return GP_GRPC_INVALID_ARGUMENT;
+	}
 	if (prefetch) {
 		uint64_t v;
 		if (gp_parse_u64(prefetch, &v) != 0 || v != q->prefetch) {
@@ -114,17 +142,31 @@ static enum gp_grpc_status resolve(struct gp_keda *k, const Externalscaler__Scal
 }
 
 /* A metric name Kubernetes accepts: lowercase letters, digits, '-'. */
-static void metric_name(const struct gp_scaler_queue *q, enum metric m, char *out, size_t n)
+static void metric_name(const struct gp_scaler_queue *q, const struct ask *a, char *out, size_t n)
 {
-	size_t o = (size_t)snprintf(out, n, "gpupool-%s-", metrics[m].slug);
+	size_t o = a->pool != POOL_NONE
+			   ? (size_t)snprintf(out, n, "gpupool-%s-desired-replicas-",
+					      pool_names[a->pool])
+			   : (size_t)snprintf(out, n, "gpupool-%s-", metrics[a->metric].slug);
 
 	for (const char *s = q->name; *s && o + 1 < n && o < 200; s++)
 		out[o++] = isalnum((unsigned char)*s) ? (char)tolower((unsigned char)*s) : '-';
 	out[o] = '\0';
 }
 
-static int is_active(const struct gp_poller_snap *s)
+/* A pool's desired replica count. */
+static uint32_t pool_desired(const struct ask *a, const struct gp_poller_snap *s)
 {
+	return a->pool == POOL_ONPREM ? s->burst.onprem : s->burst.cloud;
+}
+
+/* A pool is active while it wants a replica, so that the cloud pool can
+ * sit at zero (minReplicaCount 0) while on-premises copes.  The queue as
+ * a whole is active while messages wait too. */
+static int is_active(const struct ask *a, const struct gp_poller_snap *s)
+{
+	if (a->pool != POOL_NONE)
+		return pool_desired(a, s) > 0;
 	return s->fc.desired_replicas > 0 || s->raw.ready + s->raw.unacked > 0;
 }
 
@@ -154,7 +196,7 @@ static void is_active_call(struct gp_grpc_call *call, const ProtobufCMessage *re
 	}
 	if (current(arg, call, &a, &s))
 		return;
-	resp.result = is_active(&s);
+	resp.result = is_active(&a, &s);
 	if (gp_grpc_send(call, &resp.base) != 0) {
 		gp_grpc_finish(call, GP_GRPC_INTERNAL, "cannot queue the reply");
 		return;
@@ -187,15 +229,15 @@ static int stream_update(struct stream *st)
 	struct gp_poller_snap s;
 	int rc;
 
-	gp_poller_get(st->k->poller, (size_t)st->queue, &s);
+	gp_poller_get(st->k->poller, (size_t)st->ask.queue, &s);
 	if (!s.ok) {
 		gp_grpc_finish(st->call, GP_GRPC_UNAVAILABLE, "%s", s.error);
 		stream_unlink(st);
 		return -1;
 	}
-	if (is_active(&s) == st->last)
+	if (is_active(&st->ask, &s) == st->last)
 		return 0;
-	resp.result = is_active(&s);
+	resp.result = is_active(&st->ask, &s);
 	rc = gp_grpc_send(st->call, &resp.base);
 	if (rc) {
 		gp_grpc_finish(st->call, GP_GRPC_RESOURCE_EXHAUSTED,
@@ -228,7 +270,7 @@ static void stream_is_active_call(struct gp_grpc_call *call, const ProtobufCMess
 	}
 	st->k = k;
 	st->call = call;
-	st->queue = a.queue;
+	st->ask = a;
 	st->last = -1;
 	st->next = k->streams;
 	if (k->streams)
@@ -256,11 +298,13 @@ static void get_metric_spec_call(struct gp_grpc_call *call, const ProtobufCMessa
 	}
 	/* The configuration alone: KEDA may ask before the broker answers. */
 	gp_poller_get(((struct gp_keda *)arg)->poller, (size_t)a.queue, &s);
-	metric_name(s.queue, a.metric, name, sizeof name);
+	metric_name(s.queue, &a, name, sizeof name);
 	spec.metricname = name;
-	spec.targetsizefloat = s.queue->forecast.target;
+	/* A pool's metric is a replica count: with target 1 an AverageValue
+	 * HPA asks for exactly that many replicas. */
+	spec.targetsizefloat = a.pool != POOL_NONE ? 1.0 : s.queue->forecast.target;
 	/* The integer field is for KEDA releases older than the float one. */
-	spec.targetsize = (int64_t)ceil(s.queue->forecast.target);
+	spec.targetsize = (int64_t)ceil(spec.targetsizefloat);
 	resp.n_metricspecs = 1;
 	resp.metricspecs = specs;
 	if (gp_grpc_send(call, &resp.base) != 0) {
@@ -287,11 +331,14 @@ static void get_metrics_call(struct gp_grpc_call *call, const ProtobufCMessage *
 	}
 	if (current(arg, call, &a, &s))
 		return;
-	metric_name(s.queue, a.metric, name, sizeof name);
+	metric_name(s.queue, &a, name, sizeof name);
 	/* KEDA asks by the name GetMetricSpec gave, less its "sN-" prefix. */
 	mv.metricname = r->metricname && *r->metricname ? r->metricname : name;
-	mv.metricvaluefloat =
-		a.metric == SATURATION ? s.fc.saturation : s.fc.forecast_saturation;
+	if (a.pool != POOL_NONE)
+		mv.metricvaluefloat = (double)pool_desired(&a, &s);
+	else
+		mv.metricvaluefloat =
+			a.metric == SATURATION ? s.fc.saturation : s.fc.forecast_saturation;
 	mv.metricvalue = (int64_t)llround(mv.metricvaluefloat);
 	resp.n_metricvalues = 1;
 	resp.metricvalues = values;

@@ -10,6 +10,11 @@
  *   target    the queue (else INVALID_ARGUMENT): the figures depend on them,
  *             so a ScaledObject that assumes other values is a mistake to
  *             report, not to serve
+ *   pool      "onprem" or "cloud", for a queue with two pools (--onprem-max;
+ *             else, or for another value, INVALID_ARGUMENT): the metric is
+ *             that pool's desired replica count (burst.h) with target 1,
+ *             and IsActive is "the pool wants a replica".  `metric`, when
+ *             given with it, must be "desired_replicas"
  *
  * IsActive is true while messages wait or the forecast wants a replica;
  * StreamIsActive sends that at once and again whenever it changes;

@@ -78,6 +78,49 @@ static const struct family {
 	 ONCE_POLLED, last_ok},
 };
 
+/* The pools of a hybrid queue (burst.h), in their `pool` label. */
+static const char *const pool_names[] = {"onprem", "cloud"};
+
+typedef double (*pool_getter)(const struct gp_poller_snap *s, int cloud);
+
+static double pool_desired(const struct gp_poller_snap *s, int cloud)
+{
+	return cloud ? s->burst.cloud : s->burst.onprem;
+}
+
+static double pool_max(const struct gp_poller_snap *s, int cloud)
+{
+	return cloud ? s->queue->burst.cloud_max : s->queue->burst.onprem_max;
+}
+
+static double pool_warmup(const struct gp_poller_snap *s, int cloud)
+{
+	return cloud ? s->queue->burst.cloud_warmup_s : s->queue->forecast.horizon_s;
+}
+
+static double pool_cost(const struct gp_poller_snap *s, int cloud)
+{
+	return cloud ? s->queue->burst.cloud_cost : 1.0;
+}
+
+/* Written only when some queue has two pools, for that queue's pools. */
+static const struct pool_family {
+	const char *name;
+	const char *help;
+	enum shown shown;
+	pool_getter get;
+} pool_families[] = {
+	{"gpupool_scaler_pool_desired_replicas", "Replicas wanted from each pool of a queue "
+						 "consumed by an on-premises and a cloud pool",
+	 WHEN_OK, pool_desired},
+	{"gpupool_scaler_pool_max_replicas", "Ceiling of each pool: the on-premises capacity, "
+					     "the cloud maximum", ALWAYS, pool_max},
+	{"gpupool_scaler_pool_warmup_seconds", "How long a new worker of each pool takes to "
+					       "serve", ALWAYS, pool_warmup},
+	{"gpupool_scaler_pool_cost_factor", "Cost of a GPU-hour of each pool, in on-premises "
+					    "GPU-hours", ALWAYS, pool_cost},
+};
+
 /* A label value, escaped as the text format wants. */
 static void label(FILE *f, const char *s)
 {
@@ -114,6 +157,7 @@ int gp_scaler_metrics(struct gp_poller *p, char **out, size_t *len)
 {
 	size_t n = gp_poller_count(p);
 	struct gp_poller_snap *snaps = calloc(n ? n : 1, sizeof *snaps);
+	size_t hybrid = 0;
 	FILE *f;
 
 	if (!snaps)
@@ -138,6 +182,23 @@ int gp_scaler_metrics(struct gp_poller *p, char **out, size_t *len)
 			labels(f, s);
 			fputc('}', f);
 			value(f, fam->get(s));
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		hybrid += snaps[i].queue->burst.onprem_max != 0;
+	for (size_t m = 0; hybrid && m < sizeof pool_families / sizeof *pool_families; m++) {
+		const struct pool_family *fam = &pool_families[m];
+		fprintf(f, "# HELP %s %s\n# TYPE %s gauge\n", fam->name, fam->help, fam->name);
+		for (size_t i = 0; i < n; i++) {
+			const struct gp_poller_snap *s = &snaps[i];
+			if (!s->queue->burst.onprem_max || (fam->shown == WHEN_OK && !s->ok))
+				continue;
+			for (int cloud = 0; cloud <= 1; cloud++) {
+				fputs(fam->name, f);
+				labels(f, s);
+				fprintf(f, ",pool=\"%s\"}", pool_names[cloud]);
+				value(f, fam->get(s, cloud));
+			}
 		}
 	}
 	fputs("# HELP gpupool_scaler_polls_total Polls of RabbitMQ by result\n"

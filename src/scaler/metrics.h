@@ -3,7 +3,9 @@
  * One gauge family per figure, labelled by vhost and queue.  The figures of
  * a queue whose poll failed are left out rather than written as 0 (a
  * dashboard or alert must not read "idle" into "unknown");
- * gpupool_scaler_up says which queues are current.
+ * gpupool_scaler_up says which queues are current.  A queue consumed by an
+ * on-premises and a cloud pool (burst.h) also has gpupool_scaler_pool_*
+ * families with a `pool` label ("onprem", "cloud").
  */
 #ifndef GP_SCALER_METRICS_H
 #define GP_SCALER_METRICS_H

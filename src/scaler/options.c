@@ -39,12 +39,28 @@ const char gp_scaler_help[] =
 	"                            1 (default) makes saturation the share of\n"
 	"                            busy consumers\n"
 	"      --target X            saturation to stay under, 0 < X <= 1\n"
-	"                            (default 0.7)\n"
+	"                            (default 0.8)\n"
+	"      --headroom X          slots kept free on top of the forecast demand D,\n"
+	"                            as X x sqrt(D) (square-root staffing), X >= 0\n"
+	"                            (default 2)\n"
 	"      --warmup DURATION     forecast horizon: how long a new worker takes\n"
 	"                            to serve (default 60s)\n"
 	"      --consumers-per-replica N  consumers one worker pod opens (default 1)\n"
 	"      --min-replicas N      floor of desired_replicas (default 0)\n"
-	"      --max-replicas N      ceiling of desired_replicas (default 100)\n"
+	"      --max-replicas N      ceiling of desired_replicas (default 100); with\n"
+	"                            --onprem-max, of both pools together\n"
+	"\n"
+	"hybrid bursting (per queue, like the queue options): one queue consumed by\n"
+	"an on-premises pool and a cloud pool; each gets its own desired replicas\n"
+	"(JSON \"pools\", gRPC scalerMetadata pool: onprem|cloud)\n"
+	"      --onprem-max N        on-premises capacity in replicas, filled first;\n"
+	"                            turns the split on (default 0: off)\n"
+	"      --cloud-warmup DURATION  how long a new cloud worker takes to serve;\n"
+	"                            the cloud is ordered this far ahead, so it is\n"
+	"                            warm when on-premises saturates (default 180s)\n"
+	"      --cloud-max N         ceiling of the cloud pool (default: --max-replicas)\n"
+	"      --cloud-cost X        a cloud GPU-hour in on-premises GPU-hours, for\n"
+	"                            dashboards (default 3)\n"
 	"\n"
 	"serving:\n"
 	"      --http ADDR           HTTP listen address (default :8080; off)\n"
@@ -65,7 +81,8 @@ const char gp_scaler_help[] =
 
 enum {
 	O_URL = 256, O_USER, O_PASSWORD_FILE, O_CA_FILE, O_INSECURE, O_INTERVAL, O_TIMEOUT,
-	O_VHOST, O_PREFETCH, O_TARGET, O_WARMUP, O_CPR, O_MIN, O_MAX, O_HTTP, O_GRPC, O_READY,
+	O_VHOST, O_PREFETCH, O_TARGET, O_HEADROOM, O_WARMUP, O_CPR, O_MIN, O_MAX, O_ONPREM_MAX,
+	O_CLOUD_WARMUP, O_CLOUD_MAX, O_CLOUD_COST, O_HTTP, O_GRPC, O_READY,
 };
 
 static const struct option longopts[] = {
@@ -80,10 +97,15 @@ static const struct option longopts[] = {
 	{"vhost", required_argument, NULL, O_VHOST},
 	{"prefetch", required_argument, NULL, O_PREFETCH},
 	{"target", required_argument, NULL, O_TARGET},
+	{"headroom", required_argument, NULL, O_HEADROOM},
 	{"warmup", required_argument, NULL, O_WARMUP},
 	{"consumers-per-replica", required_argument, NULL, O_CPR},
 	{"min-replicas", required_argument, NULL, O_MIN},
 	{"max-replicas", required_argument, NULL, O_MAX},
+	{"onprem-max", required_argument, NULL, O_ONPREM_MAX},
+	{"cloud-warmup", required_argument, NULL, O_CLOUD_WARMUP},
+	{"cloud-max", required_argument, NULL, O_CLOUD_MAX},
+	{"cloud-cost", required_argument, NULL, O_CLOUD_COST},
 	{"http", required_argument, NULL, O_HTTP},
 	{"grpc", required_argument, NULL, O_GRPC},
 	{"ready-file", required_argument, NULL, O_READY},
@@ -129,6 +151,7 @@ static int queue_option(int opt, const char *name, const char *v, struct gp_scal
 			char *err, size_t n)
 {
 	struct gp_forecast_config *fc = &q->forecast;
+	struct gp_burst_config *bc = &q->burst;
 	double d;
 
 	switch (opt) {
@@ -150,6 +173,16 @@ static int queue_option(int opt, const char *name, const char *v, struct gp_scal
 		fc->target = d;
 		return 0;
 	}
+	case O_HEADROOM: {
+		char *end;
+		d = strtod(v, &end);
+		if (end == v || *end || !(d >= 0.0 && d <= 100.0)) {
+			snprintf(err, n, "--headroom '%s': want a number from 0 to 100", v);
+			return -EINVAL;
+		}
+		fc->headroom_sigma = d;
+		return 0;
+	}
 	case O_WARMUP:
 		if (gp_scaler_parse_duration(v, &d) != 0 || !(d > 0)) {
 			snprintf(err, n, "--warmup '%s': want a duration above 0 (60s, 2m)", v);
@@ -167,6 +200,31 @@ static int queue_option(int opt, const char *name, const char *v, struct gp_scal
 	case O_MAX:
 		return parse_uint(v, 1, 1000000, &fc->max_replicas) ? (snprintf(err, n,
 			"--max-replicas '%s': want an integer from 1 to 1000000", v), -EINVAL) : 0;
+	case O_ONPREM_MAX:
+		return parse_uint(v, 0, 1000000, &bc->onprem_max) ? (snprintf(err, n,
+			"--onprem-max '%s': want an integer from 0 (off) to 1000000", v),
+			-EINVAL) : 0;
+	case O_CLOUD_WARMUP:
+		if (gp_scaler_parse_duration(v, &d) != 0 || !(d > 0)) {
+			snprintf(err, n, "--cloud-warmup '%s': want a duration above 0 (180s, 3m)", v);
+			return -EINVAL;
+		}
+		bc->cloud_warmup_s = d / 1000.0;
+		return 0;
+	case O_CLOUD_MAX:
+		return parse_uint(v, 1, 1000000, &bc->cloud_max) ? (snprintf(err, n,
+			"--cloud-max '%s': want an integer from 1 to 1000000", v), -EINVAL) : 0;
+	case O_CLOUD_COST: {
+		char *end;
+		d = strtod(v, &end);
+		if (end == v || *end || !isfinite(d) || !(d > 0.0)) {
+			snprintf(err, n, "--cloud-cost '%s': want a number above 0 (on-premises "
+					 "GPU-hours per cloud GPU-hour)", v);
+			return -EINVAL;
+		}
+		bc->cloud_cost = d;
+		return 0;
+	}
 	}
 bad:
 	snprintf(err, n, "--%s '%s': want 1 to %d characters", name, v, GP_RABBIT_NAME_MAX);
@@ -225,6 +283,38 @@ static const char *abbreviated(char **argv, int optind_now, const struct option 
 	return tok;
 }
 
+/* Settle and check a queue's hybrid settings: --cloud-max defaults to
+ * --max-replicas, and the on-premises capacity must leave room for the
+ * cloud under --max-replicas, which bounds both pools together (the
+ * forecast never asks for more).  `cloud_opt` is the first cloud option
+ * given after the queue's --queue, or NULL. */
+static int hybrid_check(struct gp_scaler_queue *q, const char *cloud_opt, char *err, size_t n)
+{
+	struct gp_burst_config *bc = &q->burst;
+
+	if (!bc->cloud_max)
+		bc->cloud_max = q->forecast.max_replicas;
+	if (!bc->onprem_max) {
+		if (!cloud_opt)
+			return 0;
+		snprintf(err, n, "queue '%s': --%s without --onprem-max: the cloud pool "
+				 "needs the on-premises capacity it bursts beyond", q->name, cloud_opt);
+		return -EINVAL;
+	}
+	if (bc->onprem_max >= q->forecast.max_replicas) {
+		snprintf(err, n, "queue '%s': --onprem-max %u is not below --max-replicas %u, "
+				 "which bounds both pools together: the cloud pool would never be "
+				 "used", q->name, (unsigned)bc->onprem_max,
+			 (unsigned)q->forecast.max_replicas);
+		return -EINVAL;
+	}
+	if (gp_burst_config_check(bc, NULL) != 0) { /* the parser checked each field */
+		snprintf(err, n, "queue '%s': its hybrid settings do not check", q->name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* "off" turns a server off. */
 static const char *listen_arg(const char *v)
 {
@@ -235,12 +325,17 @@ int gp_scaler_options(int argc, char **argv, struct gp_scaler_options *o, char *
 {
 	struct gp_scaler_config *c = &o->cfg;
 	struct gp_scaler_queue defaults = {.vhost = "/", .prefetch = 1};
+	/* The first cloud option given after each --queue, to refuse one
+	 * that would silently do nothing (no --onprem-max for that queue). */
+	const char *cloud_opt[GP_SCALER_MAX_QUEUES] = {NULL};
 	const char *password_file = NULL, *env;
 	double ms;
 	int opt, idx, rc;
 
 	memset(o, 0, sizeof *o);
 	gp_forecast_config_default(&defaults.forecast);
+	gp_burst_config_default(&defaults.burst);
+	defaults.burst.cloud_max = 0; /* unset: the queue's --max-replicas */
 	c->rabbit.url = "http://localhost:15672";
 	c->rabbit.timeout_ms = 5000;
 	c->interval_ms = 5000;
@@ -309,12 +404,20 @@ int gp_scaler_options(int argc, char **argv, struct gp_scaler_options *o, char *
 		case O_VHOST:
 		case O_PREFETCH:
 		case O_TARGET:
+		case O_HEADROOM:
 		case O_WARMUP:
 		case O_CPR:
 		case O_MIN:
 		case O_MAX:
+		case O_ONPREM_MAX:
+		case O_CLOUD_WARMUP:
+		case O_CLOUD_MAX:
+		case O_CLOUD_COST:
 			if ((rc = queue_option(opt, longopts[idx].name, optarg, q, err, n)))
 				return rc;
+			if (c->nqueues && !cloud_opt[c->nqueues - 1] &&
+			    (opt == O_CLOUD_WARMUP || opt == O_CLOUD_MAX || opt == O_CLOUD_COST))
+				cloud_opt[c->nqueues - 1] = longopts[idx].name;
 			break;
 		case O_HTTP:
 			c->http_listen = listen_arg(optarg);
@@ -356,7 +459,7 @@ int gp_scaler_options(int argc, char **argv, struct gp_scaler_options *o, char *
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < c->nqueues; i++) {
-		const struct gp_scaler_queue *q = &o->queues[i];
+		struct gp_scaler_queue *q = &o->queues[i];
 		const char *field = "?";
 		if (gp_forecast_config_check(&q->forecast, &field) != 0) {
 			snprintf(err, n, "queue '%s': %s", q->name,
@@ -365,6 +468,8 @@ int gp_scaler_options(int argc, char **argv, struct gp_scaler_options *o, char *
 					 : "its forecast settings do not check");
 			return -EINVAL;
 		}
+		if ((rc = hybrid_check(q, cloud_opt[i], err, n)))
+			return rc;
 		for (size_t j = 0; j < i; j++) {
 			if (strcmp(o->queues[j].name, q->name) == 0 &&
 			    strcmp(o->queues[j].vhost, q->vhost) == 0) {

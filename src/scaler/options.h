@@ -7,9 +7,10 @@
  *   --prefetch 4 --queue a --queue b --target 0.8
  *
  * watches a and b with prefetch 4, and b alone with target 0.8.  The
- * broker password never comes from the command line (where `ps` shows
- * it): --password-file, or the GPUPOOL_RABBITMQ_PASSWORD environment
- * variable.
+ * hybrid-bursting options (--onprem-max, --cloud-warmup, --cloud-max,
+ * --cloud-cost; burst.h) are queue options too.  The broker password
+ * never comes from the command line (where `ps` shows it):
+ * --password-file, or the GPUPOOL_RABBITMQ_PASSWORD environment variable.
  */
 #ifndef GP_SCALER_OPTIONS_H
 #define GP_SCALER_OPTIONS_H

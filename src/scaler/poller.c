@@ -36,6 +36,7 @@ static void poll_one(struct gp_poller *p, struct slot *s)
 {
 	struct gp_rabbit_queue raw;
 	struct gp_forecast_out out;
+	struct gp_burst_out burst = {0};
 	char err[sizeof s->snap.error];
 	int rc = gp_rabbit_fetch_queue(&p->conn, s->cfg.vhost, s->cfg.name, &raw, err, sizeof err);
 	uint64_t now = gp_now_ns();
@@ -57,6 +58,11 @@ static void poll_one(struct gp_poller *p, struct slot *s)
 			gp_forecast_reset(s->fc);
 		s->missing = 0;
 		gp_forecast_update(s->fc, &obs, &out);
+		if (s->cfg.burst.onprem_max)
+			gp_burst_split(&s->cfg.burst, out.desired_replicas,
+				       gp_forecast_desired_at(s->fc, &out,
+							      s->cfg.burst.cloud_warmup_s),
+				       &burst);
 	} else if (rc == -ENOENT) {
 		s->missing = 1;
 	}
@@ -69,6 +75,7 @@ static void poll_one(struct gp_poller *p, struct slot *s)
 		s->snap.error[0] = '\0';
 		s->snap.raw = raw;
 		s->snap.fc = out;
+		s->snap.burst = burst;
 		s->snap.ok_wall_ns = gp_wall_ns();
 		s->snap.polls_ok++;
 	} else {
@@ -76,6 +83,7 @@ static void poll_one(struct gp_poller *p, struct slot *s)
 		memcpy(s->snap.error, err, sizeof err);
 		memset(&s->snap.raw, 0, sizeof s->snap.raw);
 		memset(&s->snap.fc, 0, sizeof s->snap.fc);
+		memset(&s->snap.burst, 0, sizeof s->snap.burst);
 		s->snap.polls_failed++;
 	}
 	pthread_mutex_unlock(&p->lock);
@@ -150,7 +158,8 @@ int gp_poller_start(struct gp_poller **out, const struct gp_rabbit_conn *conn,
 		s->cfg = queues[i];
 		s->snap.queue = &s->cfg;
 		snprintf(s->snap.error, sizeof s->snap.error, "not polled yet");
-		if (queues[i].prefetch == 0 || gp_poller_find(p, queues[i].vhost, queues[i].name) >= 0)
+		if (queues[i].prefetch == 0 || gp_poller_find(p, queues[i].vhost, queues[i].name) >= 0 ||
+		    gp_burst_config_check(&queues[i].burst, NULL) != 0)
 			rc = -EINVAL;
 		else
 			rc = gp_forecast_new(&s->fc, &queues[i].forecast);

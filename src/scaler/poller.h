@@ -2,8 +2,9 @@
  * thread.
  *
  * Every poll interval the thread asks the broker about each queue
- * (rabbit.h), feeds the answer to the queue's forecast (forecast.h) and
- * publishes a snapshot under a lock.  Request handlers only copy snapshots,
+ * (rabbit.h), feeds the answer to the queue's forecast (forecast.h), splits
+ * the result between the on-premises and cloud pools when the queue has
+ * two (burst.h), and publishes a snapshot under a lock.  Request handlers only copy snapshots,
  * so they never wait on the broker.  A snapshot is either good (figures) or
  * bad (a reason): a failed poll, a broker answer that is garbage, or no
  * poll finished for too long (a stuck broker connection) all make it bad,
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "scaler/burst.h"
 #include "scaler/forecast.h"
 #include "scaler/rabbit.h"
 
@@ -26,6 +28,8 @@ struct gp_scaler_queue {
 	char name[GP_RABBIT_NAME_MAX + 1];
 	uint32_t prefetch;                 /* each consumer's basic.qos, >= 1 */
 	struct gp_forecast_config forecast; /* target, horizon (warm-up), ... */
+	struct gp_burst_config burst;      /* the on-premises/cloud split;
+	                                      onprem_max 0: none */
 };
 
 /* A copy of one queue's latest state. */
@@ -39,11 +43,14 @@ struct gp_poller_snap {
 	uint64_t polls_ok, polls_failed; /* counts since start */
 	struct gp_rabbit_queue raw;  /* what the broker said (when ok) */
 	struct gp_forecast_out fc;   /* what the forecast made of it (when ok) */
+	struct gp_burst_out burst;   /* its split between the pools (when ok
+	                                and queue->burst.onprem_max) */
 };
 
 /* Start polling `queues` (copied) every interval_ms through `conn` (whose
  * strings must outlive the poller).  Returns 0, -EINVAL (a queue whose
- * forecast configuration does not check, or a queue listed twice), -ENOMEM,
+ * forecast or burst configuration does not check, or a queue listed
+ * twice), -ENOMEM,
  * or the error of pthread_create. */
 int gp_poller_start(struct gp_poller **out, const struct gp_rabbit_conn *conn,
 		    const struct gp_scaler_queue *queues, size_t n, uint64_t interval_ms)

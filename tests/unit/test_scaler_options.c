@@ -41,23 +41,26 @@ static void test_queue_options_apply_in_order(void **state)
 	unsetenv("GPUPOOL_RABBITMQ_PASSWORD");
 	unsetenv("GPUPOOL_RABBITMQ_USER");
 	assert_int_equal(parse(&o, err, sizeof err, "--prefetch", "4", "--warmup", "90s",
-			       "--queue", "a", "--queue", "b", "--target", "0.8", "--vhost",
-			       "prod", "--max-replicas", "7", "-q", "c", NULL), 0);
+			       "--queue", "a", "--queue", "b", "--target", "0.6", "--headroom",
+			       "1.5", "--vhost", "prod", "--max-replicas", "7", "-q", "c", NULL), 0);
 	assert_int_equal(o.cfg.nqueues, 3);
 	/* a: the defaults given before it */
 	assert_string_equal(o.queues[0].name, "a");
 	assert_string_equal(o.queues[0].vhost, "/");
 	assert_int_equal(o.queues[0].prefetch, 4);
 	assert_true(o.queues[0].forecast.horizon_s == 90.0);
-	assert_true(o.queues[0].forecast.target == 0.7);
-	/* b: its own target, vhost and ceiling */
+	assert_true(o.queues[0].forecast.target == 0.8);
+	assert_true(o.queues[0].forecast.headroom_sigma == 2.0);
+	/* b: its own target, headroom, vhost and ceiling */
 	assert_string_equal(o.queues[1].vhost, "prod");
-	assert_true(o.queues[1].forecast.target == 0.8);
+	assert_true(o.queues[1].forecast.target == 0.6);
+	assert_true(o.queues[1].forecast.headroom_sigma == 1.5);
 	assert_int_equal(o.queues[1].forecast.max_replicas, 7);
 	assert_int_equal(o.queues[1].prefetch, 4);
 	/* c: back to the defaults, not b's */
 	assert_string_equal(o.queues[2].vhost, "/");
-	assert_true(o.queues[2].forecast.target == 0.7);
+	assert_true(o.queues[2].forecast.target == 0.8);
+	assert_true(o.queues[2].forecast.headroom_sigma == 2.0);
 	assert_int_equal(o.queues[2].forecast.max_replicas, 100);
 	/* serving defaults */
 	assert_string_equal(o.cfg.http_listen, ":8080");
@@ -99,6 +102,8 @@ static void test_errors_name_the_argument(void **state)
 		{{NULL}, "no --queue"},
 		{{"--queue", "a", "--target", "0", NULL}, "--target '0'"},
 		{{"--queue", "a", "--target", "1.5", NULL}, "--target '1.5'"},
+		{{"--queue", "a", "--headroom", "-1", NULL}, "--headroom '-1'"},
+		{{"--queue", "a", "--headroom", "nan", NULL}, "--headroom 'nan'"},
 		{{"--queue", "a", "--prefetch", "0", NULL}, "--prefetch '0'"},
 		{{"--queue", "a", "--prefetch", "70000", NULL}, "--prefetch '70000'"},
 		{{"--queue", "a", "--warmup", "soon", NULL}, "--warmup 'soon'"},
@@ -113,6 +118,21 @@ static void test_errors_name_the_argument(void **state)
 		{{"--queue", "a", "--vhost", NULL}, "'--vhost' needs a value"},
 		{{"--queue", "a", "stray", NULL}, "unexpected argument 'stray'"},
 		{{"--queue", "", NULL}, "--queue ''"},
+		{{"--queue", "a", "--onprem-max", "x", NULL}, "--onprem-max 'x'"},
+		{{"--queue", "a", "--onprem-max", "-1", NULL}, "--onprem-max '-1'"},
+		{{"--queue", "a", "--cloud-warmup", "0", NULL}, "--cloud-warmup '0'"},
+		{{"--queue", "a", "--cloud-warmup", "soon", NULL}, "--cloud-warmup 'soon'"},
+		{{"--queue", "a", "--cloud-max", "0", NULL}, "--cloud-max '0'"},
+		{{"--queue", "a", "--cloud-cost", "0", NULL}, "--cloud-cost '0'"},
+		{{"--queue", "a", "--cloud-cost", "nan", NULL}, "--cloud-cost 'nan'"},
+		{{"--queue", "a", "--cloud-cost", "inf", NULL}, "--cloud-cost 'inf'"},
+		/* A cloud setting for a queue without on-premises capacity
+		 * would do nothing: say so. */
+		{{"--queue", "a", "--cloud-max", "5", NULL}, "queue 'a': --cloud-max without --onprem-max"},
+		{{"--queue", "a", "--cloud-warmup", "3m", NULL}, "--cloud-warmup without --onprem-max"},
+		/* --max-replicas bounds both pools: no room for the cloud. */
+		{{"--queue", "a", "--onprem-max", "100", NULL}, "--onprem-max 100 is not below --max-replicas 100"},
+		{{"--max-replicas", "8", "--queue", "a", "--onprem-max", "9", NULL}, "is not below --max-replicas 8"},
 	};
 
 	(void)state;
@@ -128,6 +148,48 @@ static void test_errors_name_the_argument(void **state)
 			fail_msg("case %zu: rc %d '%s', want '%s'", i, rc, err, cases[i].words);
 		gp_scaler_options_free(&o);
 	}
+}
+
+/* Hybrid bursting: per-queue like the other queue options; --cloud-max
+ * defaults to the queue's own --max-replicas; off unless --onprem-max. */
+static void test_hybrid_options(void **state)
+{
+	struct gp_scaler_options o;
+	char err[512];
+
+	(void)state;
+	unsetenv("GPUPOOL_RABBITMQ_PASSWORD");
+	unsetenv("GPUPOOL_RABBITMQ_USER");
+	assert_int_equal(parse(&o, err, sizeof err, "--cloud-warmup", "4m", "--queue", "a",
+			       "--onprem-max", "8", "--queue", "b", "--max-replicas", "30",
+			       "--onprem-max", "10", "--cloud-max", "12", "--cloud-cost", "2.5",
+			       "--cloud-warmup", "150s", "--queue", "c", "--queue", "d",
+			       "--max-replicas", "20", "--onprem-max", "5", NULL), 0);
+	assert_int_equal(o.cfg.nqueues, 4);
+	/* a: the defaults, and cloud_max = its --max-replicas (100) */
+	assert_int_equal(o.queues[0].burst.onprem_max, 8);
+	assert_true(o.queues[0].burst.cloud_warmup_s == 240.0);
+	assert_int_equal(o.queues[0].burst.cloud_max, 100);
+	assert_true(o.queues[0].burst.cloud_cost == 3.0);
+	/* b: its own */
+	assert_int_equal(o.queues[1].burst.onprem_max, 10);
+	assert_int_equal(o.queues[1].burst.cloud_max, 12);
+	assert_true(o.queues[1].burst.cloud_cost == 2.5);
+	assert_true(o.queues[1].burst.cloud_warmup_s == 150.0);
+	/* c: no --onprem-max, no split (the --cloud-warmup default is fine) */
+	assert_int_equal(o.queues[2].burst.onprem_max, 0);
+	assert_true(o.queues[2].burst.cloud_warmup_s == 240.0);
+	/* d: cloud_max follows its own --max-replicas */
+	assert_int_equal(o.queues[3].burst.onprem_max, 5);
+	assert_int_equal(o.queues[3].burst.cloud_max, 20);
+	gp_scaler_options_free(&o);
+	/* --onprem-max before the first --queue: every queue is hybrid. */
+	assert_int_equal(parse(&o, err, sizeof err, "--onprem-max", "4", "--queue", "a",
+			       "--queue", "b", "--onprem-max", "0", NULL), 0);
+	assert_int_equal(o.queues[0].burst.onprem_max, 4);
+	assert_true(o.queues[0].burst.cloud_warmup_s == 180.0);
+	assert_int_equal(o.queues[1].burst.onprem_max, 0); /* turned off for b */
+	gp_scaler_options_free(&o);
 }
 
 static void test_password_sources(void **state)
@@ -176,6 +238,10 @@ static void test_help(void **state)
 	assert_true(o.help);
 	gp_scaler_options_free(&o);
 	assert_non_null(strstr(gp_scaler_help, "--password-file"));
+	for (const char *const *f = (const char *const[]){"--onprem-max", "--cloud-warmup",
+							    "--cloud-max", "--cloud-cost", NULL};
+	     *f; f++)
+		assert_non_null(strstr(gp_scaler_help, *f));
 }
 
 int main(void)
@@ -184,6 +250,7 @@ int main(void)
 		cmocka_unit_test(test_queue_options_apply_in_order),
 		cmocka_unit_test(test_durations),
 		cmocka_unit_test(test_errors_name_the_argument),
+		cmocka_unit_test(test_hybrid_options),
 		cmocka_unit_test(test_password_sources),
 		cmocka_unit_test(test_help),
 	};
