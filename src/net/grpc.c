@@ -16,6 +16,40 @@
  * callbacks inside its send path, so gp_grpc_send/finish never call into
  * nghttp2's I/O: they submit, and activate conn->flush, whose callback
  * sends.  A connection is closed only from libevent callbacks.
+ *
+ * Limits (gp_grpc_opts).  A request is "waiting" from its HEADERS until
+ * its message is all there (END_STREAM), when the handler runs.  Waiting
+ * requests are what a peer makes us hold at no cost to itself, so they sit
+ * on two lists, oldest first (the server's and their connection's), and
+ * every limit makes room by ending the oldest waiting request with
+ * RESOURCE_EXHAUSTED, followed by RST_STREAM NO_ERROR so that its client
+ * stops sending (RFC 9113 8.1):
+ *  - their bytes, per connection (1 MiB) and in all (16 MiB).  The scaler
+ *    runs in 64 MiB and KEDA's requests are a few hundred bytes, so a
+ *    connection may still have a thousand in flight, and a few slow
+ *    clients cannot take the server's memory;
+ *  - their time: a request must arrive within 10 s of its headers;
+ *  - calls at once in the server (4096; 1 to 2 KiB each, measured, with
+ *    nghttp2's stream state), as one connection may open 1000.
+ * Ending the oldest rather than the newcomer is what keeps a working
+ * client served: its requests arrive whole, in one read, so they are never
+ * the oldest waiting.  Flow control is left to nghttp2, which returns
+ * window as bytes arrive: holding it back until a request is complete
+ * would bound the bytes too, but one stalled request would then stall
+ * every other stream of its connection.  Bytes are held nowhere else (the
+ * socket's input is handed to nghttp2 at each read), so the caps bound it.
+ *
+ * SETTINGS_MAX_CONCURRENT_STREAMS is 1000, not the usual 100: KEDA keeps
+ * a StreamIsActive call open per ScaledObject on its one connection, and
+ * grpc-go holds back calls beyond the peer's limit, so at 100 streams its
+ * IsActive and GetMetrics calls would wait for their deadline.  The caps
+ * above, not this number, bound memory.
+ *
+ * At max_conns a newcomer closes (GOAWAY) the connection that has gone
+ * longest without a call; only when each one has a call open is the
+ * newcomer refused.  An idle grpc-go client reconnects by itself at its
+ * next call, so idle connections (half-open, or an attacker's) never lock
+ * out one that works.
  */
 #include "net/grpc.h"
 
@@ -38,14 +72,26 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "net/accept.h"
 #include "net/addr.h"
 
 #define DEFAULT_MAX_MESSAGE (4u << 20)
-#define DEFAULT_MAX_STREAMS 100u
+#define DEFAULT_MAX_STREAMS 1000u  /* see the file comment */
+#define DEFAULT_MAX_CALLS 4096u
 #define DEFAULT_MAX_CONNS 256u
-#define DEFAULT_IDLE_S 300
+#define DEFAULT_CONN_BUFFER (1u << 20)
+#define DEFAULT_BUFFER (16u << 20)
+/* KEDA polls every 30 s (pollingInterval) on one connection: 120 s keeps
+ * it open across polls, even at a few times that interval, while
+ * abandoned connections go soon.  Closing KEDA's costs little anyway:
+ * grpc-go reconnects at its next call. */
+#define DEFAULT_IDLE_S 120
+/* KEDA's requests (a few hundred bytes) arrive at once; 10 s leaves a
+ * request of max_message time over a slow link. */
+#define DEFAULT_REQUEST_S 10
+#define WRITE_TIMEOUT_S 30        /* a peer that takes none of our bytes */
 #define MAX_HEADER_BYTES 16384u   /* request header block, as HTTP/2 counts it */
 #define MAX_PATH 256u             /* longer method names are unknown anyway */
 #define MAX_PENDING_OUT (1u << 20) /* per call, and per connection socket */
@@ -54,18 +100,31 @@
 
 struct conn;
 
+/* The waiting requests (see the file comment), oldest at the head: one
+ * list per connection and one for the server, linked through the call's
+ * wait[CONN] and wait[SRV]. */
+enum { SRV, CONN };
+struct waitq {
+	struct gp_grpc_call *head, *tail;
+};
+
 struct gp_grpc {
 	struct event_base *base;
 	struct evconnlistener *lis;
 	nghttp2_session_callbacks *cbs;
+	nghttp2_option *h2opt;
 	const struct gp_grpc_method *methods;
 	void *arg;
-	size_t max_message;
-	unsigned max_streams, max_conns, nconns;
-	int idle_timeout_s;
+	size_t max_message, max_conn_buffer, max_buffer;
+	size_t buffered;      /* request bytes held by waiting calls */
+	unsigned max_streams, max_calls, max_conns;
+	unsigned nconns, ncalls; /* ncalls: until freed, ended ones too */
+	int idle_timeout_s, request_timeout_s;
 	int port;
 	char *unix_path;      /* removed at stop */
 	struct conn *conns;
+	struct waitq waiting;
+	struct event *request_timer; /* for the head of `waiting` */
 	struct gp_accept_pause pause; /* accepts, when out of descriptors */
 };
 
@@ -75,6 +134,9 @@ struct conn {
 	nghttp2_session *h2;
 	struct gp_grpc_call *calls;
 	unsigned ncalls;
+	size_t buffered;      /* request bytes held by its waiting calls */
+	uint64_t idle_since;  /* gp_now_ns when ncalls last became 0 */
+	struct waitq waiting;
 	struct event *flush;  /* sends what was submitted; see the file comment */
 	struct conn *prev, *next;
 };
@@ -90,12 +152,18 @@ struct gp_grpc_call {
 		has_timeout : 1;
 	uint64_t timeout_ns;
 	struct evbuffer *in;  /* request bytes, at most max_message + 10 */
+	size_t held;          /* of which counted in conn/srv->buffered */
+	uint64_t begun;       /* gp_now_ns at its HEADERS */
+	unsigned waiting : 1, eos : 1; /* on the wait lists; END_STREAM seen */
+	struct {
+		struct gp_grpc_call *prev, *next;
+	} wait[2];            /* [SRV], [CONN]: see struct waitq */
 	/* The response. */
 	struct evbuffer *out; /* framed messages not yet given to nghttp2 */
 	unsigned dispatched : 1, responded : 1, deferred : 1, finished : 1, closed : 1;
 	unsigned sent;        /* messages queued so far */
 	enum gp_grpc_status status;
-	char message[MAX_STATUS_MESSAGE * 3 + 1]; /* percent-encoded */
+	char *message;        /* percent-encoded, or NULL for none */
 	struct event *deadline;
 	void (*cancel_fn)(struct gp_grpc_call *, void *);
 	void *cancel_arg;
@@ -200,29 +268,75 @@ static void conn_kick(struct conn *c)
 	event_active(c->flush, 0, 0);
 }
 
-/* A connection with no call open may idle only so long. */
+/* A connection with no call open may idle only so long; one whose peer
+ * takes none of our bytes for WRITE_TIMEOUT_S is gone, calls or not
+ * (libevent runs the write timeout only while output waits). */
 static void conn_update_timeout(struct conn *c)
 {
-	struct timeval tv = {.tv_sec = c->srv->idle_timeout_s};
+	struct timeval tv = {.tv_sec = c->srv->idle_timeout_s}, wtv = {.tv_sec = WRITE_TIMEOUT_S};
 
-	bufferevent_set_timeouts(c->bev, c->ncalls ? NULL : &tv, NULL);
+	bufferevent_set_timeouts(c->bev, c->ncalls ? NULL : &tv, &wtv);
+}
+
+static void wait_push(struct waitq *q, struct gp_grpc_call *call, int w)
+{
+	call->wait[w].prev = q->tail;
+	call->wait[w].next = NULL;
+	if (q->tail)
+		q->tail->wait[w].next = call;
+	else
+		q->head = call;
+	q->tail = call;
+}
+
+static void wait_remove(struct waitq *q, struct gp_grpc_call *call, int w)
+{
+	if (call->wait[w].prev)
+		call->wait[w].prev->wait[w].next = call->wait[w].next;
+	else
+		q->head = call->wait[w].next;
+	if (call->wait[w].next)
+		call->wait[w].next->wait[w].prev = call->wait[w].prev;
+	else
+		q->tail = call->wait[w].prev;
+}
+
+/* The call's request is complete or the call ended: it waits no more, and
+ * the request bytes it held are freed and no longer counted. */
+static void call_unwait(struct gp_grpc_call *call)
+{
+	struct conn *c = call->conn;
+
+	if (call->waiting) {
+		wait_remove(&c->srv->waiting, call, SRV);
+		wait_remove(&c->waiting, call, CONN);
+		call->waiting = 0;
+	}
+	c->buffered -= call->held;
+	c->srv->buffered -= call->held;
+	call->held = 0;
+	evbuffer_drain(call->in, evbuffer_get_length(call->in));
 }
 
 static void call_free(struct gp_grpc_call *call)
 {
 	struct conn *c = call->conn;
 
+	call_unwait(call);
 	if (call->prev)
 		call->prev->next = call->next;
 	else
 		c->calls = call->next;
 	if (call->next)
 		call->next->prev = call->prev;
-	c->ncalls--;
+	c->srv->ncalls--;
+	if (--c->ncalls == 0)
+		c->idle_since = gp_now_ns();
 	if (call->deadline)
 		event_free(call->deadline);
 	evbuffer_free(call->in);
 	evbuffer_free(call->out);
+	free(call->message);
 	free(call);
 	conn_update_timeout(c);
 }
@@ -243,10 +357,10 @@ static int submit_trailers(struct gp_grpc_call *call)
 	char status[16];
 
 	snprintf(status, sizeof status, "%d", (int)call->status);
-	nghttp2_nv nv[2] = {NV("grpc-status", status), NV("grpc-message", call->message)};
+	nghttp2_nv nv[2] = {NV("grpc-status", status),
+			    NV("grpc-message", call->message ? call->message : "")};
 
-	return nghttp2_submit_trailer(call->conn->h2, call->stream_id, nv,
-				      call->message[0] ? 2 : 1);
+	return nghttp2_submit_trailer(call->conn->h2, call->stream_id, nv, call->message ? 2 : 1);
 }
 
 /* The response body: the queued messages, then the trailers. */
@@ -292,12 +406,12 @@ static int submit_response(struct gp_grpc_call *call)
 static int submit_headers_only(struct gp_grpc_call *call, const char *http_status)
 {
 	char status[16];
-	size_t n = call->message[0] ? 4 : 3;
+	size_t n = call->message ? 4 : 3;
 
 	snprintf(status, sizeof status, "%d", (int)call->status);
 	nghttp2_nv nv[] = {
 		NV(":status", http_status), NV("content-type", "application/grpc"),
-		NV("grpc-status", status), NV("grpc-message", call->message),
+		NV("grpc-status", status), NV("grpc-message", call->message ? call->message : ""),
 	};
 	if (strcmp(http_status, "200") != 0)
 		n = 1;
@@ -316,6 +430,7 @@ static void call_end(struct gp_grpc_call *call, const char *http_status,
 		return;
 	call->finished = 1;
 	call->cancel_fn = NULL;
+	call_unwait(call);
 	if (call->deadline)
 		event_del(call->deadline);
 	if (!call->method || call->method->streaming || status != GP_GRPC_OK) {
@@ -326,9 +441,14 @@ static void call_end(struct gp_grpc_call *call, const char *http_status,
 	} else {
 		call->status = GP_GRPC_OK;
 	}
-	percent_encode(msg ? msg : "", call->message, sizeof call->message);
+	if (msg && *msg) {
+		size_t n = strlen(msg) * 3 + 1; /* each byte encodes to at most 3 */
+		call->message = malloc(n);  /* none when out of memory: still an answer */
+		if (call->message)
+			percent_encode(msg, call->message, n);
+	}
 	if (!call->responded)
-		rc = submit_headers_only(call, http_status);
+		rc = submit_headers_only(call, http_status); /* see also on_frame_send */
 	else if (call->deferred)
 		rc = nghttp2_session_resume_data(call->conn->h2, call->stream_id);
 	else
@@ -407,6 +527,56 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	call_end(call, "200", GP_GRPC_DEADLINE_EXCEEDED, "deadline exceeded");
 }
 
+/* End the oldest waiting request of `q` (links `w`) other than `spare`,
+ * to make room.  Returns 0, or -1 when there is none. */
+static int evict_waiting(struct waitq *q, int w, struct gp_grpc_call *spare, const char *why)
+{
+	struct gp_grpc_call *old = q->head;
+
+	if (old && old == spare)
+		old = old->wait[w].next;
+	if (!old)
+		return -1;
+	call_end(old, "200", GP_GRPC_RESOURCE_EXHAUSTED, why);
+	return 0;
+}
+
+/* Arm the request timer for the oldest waiting request, unless it is
+ * armed (for an older one that left: it then runs for nothing, and arms
+ * again). */
+static void arm_request_timer(struct gp_grpc *srv)
+{
+	struct gp_grpc_call *old = srv->waiting.head;
+	uint64_t now = gp_now_ns(), end, left;
+	struct timeval tv;
+
+	if (!old || evtimer_pending(srv->request_timer, NULL))
+		return;
+	end = old->begun + (uint64_t)srv->request_timeout_s * 1000000000u;
+	left = end > now ? end - now : 0;
+	tv.tv_sec = (time_t)(left / 1000000000u);
+	tv.tv_usec = (suseconds_t)(left % 1000000000u / 1000u);
+	evtimer_add(srv->request_timer, &tv);
+}
+
+/* Requests that have taken request_timeout_s to arrive, and not all of
+ * it, end (see the file comment). */
+static void on_request_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct gp_grpc *srv = arg;
+	/* A millisecond of slack: libevent's clock may run a hair ahead. */
+	uint64_t now = gp_now_ns() + 1000000u, limit = (uint64_t)srv->request_timeout_s * 1000000000u;
+	struct gp_grpc_call *old;
+	char why[96];
+
+	(void)fd, (void)what;
+	snprintf(why, sizeof why, "the request message did not arrive within %d s",
+		 srv->request_timeout_s);
+	while ((old = srv->waiting.head) && now - old->begun >= limit)
+		call_end(old, "200", GP_GRPC_RESOURCE_EXHAUSTED, why);
+	arm_request_timer(srv);
+}
+
 /* End a call whose request bytes did not frame (rc from gp_grpc_frame_parse,
  * 1 meaning a whole message with more bytes after it). */
 static void frame_error(struct gp_grpc_call *call, int rc)
@@ -446,6 +616,7 @@ static void dispatch(struct gp_grpc_call *call)
 		return;
 	}
 	req = protobuf_c_message_unpack(call->method->request, NULL, mlen, msg);
+	call_unwait(call); /* decoded: its bytes go before the handler runs */
 	if (!req) {
 		gp_grpc_finish(call, GP_GRPC_INTERNAL, "request is not a valid %s",
 			       call->method->request->name);
@@ -513,13 +684,28 @@ static ssize_t send_cb(nghttp2_session *s, const uint8_t *data, size_t len, int 
 	return (ssize_t)len;
 }
 
+/* A new call.  At max_calls it ends the oldest waiting request to make
+ * room (see the file comment), else it is refused with REFUSED_STREAM,
+ * which gRPC clients retry by themselves.  Ended calls count until their
+ * streams close, which a peer that does not read may delay: past twice
+ * the cap, new calls are refused whatever waits. */
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *user)
 {
 	struct conn *c = user;
+	struct gp_grpc *srv = c->srv;
 	struct gp_grpc_call *call;
 
 	if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
+	if (srv->ncalls >= srv->max_calls &&
+	    (srv->ncalls / 2 >= srv->max_calls ||
+	     evict_waiting(&srv->waiting, SRV, NULL, "the server is at its limit of calls") != 0)) {
+		gp_debug("grpc: %u calls open, refusing another", srv->ncalls);
+		return nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+						 NGHTTP2_REFUSED_STREAM) == 0
+			       ? 0
+			       : NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
 	call = calloc(1, sizeof *call);
 	if (!call)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -540,6 +726,12 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f, void *us
 		c->calls->prev = call;
 	c->calls = call;
 	c->ncalls++;
+	srv->ncalls++;
+	call->begun = gp_now_ns();
+	call->waiting = 1; /* until its message is all there */
+	wait_push(&srv->waiting, call, SRV);
+	wait_push(&c->waiting, call, CONN);
+	arm_request_timer(srv);
 	conn_update_timeout(c);
 	nghttp2_session_set_stream_user_data(s, f->hd.stream_id, call);
 	return 0;
@@ -602,6 +794,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 	call = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
 	if (!call)
 		return 0;
+	if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		call->eos = 1;
 	if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
 		check_request(call);
 	if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !call->finished)
@@ -609,16 +803,56 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f, void *user)
 	return 0;
 }
 
+/* Room for `len` more request bytes of `call` under both caps, made by
+ * ending older waiting requests.  Returns 0, or -1 when only ending this
+ * one would do. */
+static int make_room(struct gp_grpc_call *call, size_t len)
+{
+	struct conn *c = call->conn;
+	struct gp_grpc *srv = c->srv;
+
+	while (c->buffered + len > srv->max_conn_buffer)
+		if (evict_waiting(&c->waiting, CONN, call,
+				  "the connection holds too many unfinished requests") != 0)
+			return -1;
+	while (srv->buffered + len > srv->max_buffer)
+		if (evict_waiting(&srv->waiting, SRV, call,
+				  "the server holds too many unfinished requests") != 0)
+			return -1;
+	return 0;
+}
+
+/* The answer to a call whose request is still arriving has gone out: ask
+ * the client to stop sending (RST_STREAM NO_ERROR, RFC 9113 8.1), which
+ * also frees the stream now rather than when the client is done.  Not
+ * before: nghttp2 drops what it has not sent of a stream being reset. */
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f, void *user)
+{
+	struct gp_grpc_call *call;
+
+	(void)user;
+	if (!(f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) ||
+	    !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	call = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+	if (call && !call->eos &&
+	    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR) != 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return 0;
+}
+
 static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
 			 const uint8_t *data, size_t len, void *user)
 {
 	struct gp_grpc_call *call = nghttp2_session_get_stream_user_data(s, stream_id);
+	struct gp_grpc *srv;
 	size_t have, max;
 
 	(void)flags, (void)user;
-	if (!call || call->finished)
+	if (!call || call->finished || !call->waiting)
 		return 0;
-	max = call->conn->srv->max_message;
+	srv = call->conn->srv;
+	max = srv->max_message;
 	have = evbuffer_get_length(call->in);
 	/* One message and a second prefix are enough to tell what is wrong. */
 	if (have + len > max + 10) {
@@ -630,8 +864,16 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t stream_id,
 						      &mlen, &used));
 		return 0;
 	}
+	if (make_room(call, len) != 0) {
+		call_end(call, "200", GP_GRPC_RESOURCE_EXHAUSTED,
+			 "the server holds too many unfinished requests");
+		return 0;
+	}
 	if (evbuffer_add(call->in, data, len) != 0)
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	call->held += len;
+	call->conn->buffered += len;
+	srv->buffered += len;
 	return 0;
 }
 
@@ -720,6 +962,38 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(arg);
 }
 
+/* Make room for a new connection: GOAWAY to `c`, which has no call open,
+ * and close it.  The frame goes to the socket at once, best effort (an
+ * idle peer's socket has room for it), so that the slot is free now.  A
+ * bufferevent's output drains only through the bufferevent (it is frozen
+ * at the start); this one is about to be freed, so we drain it. */
+static void conn_evict(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+
+	/* nghttp2_session_send reports the end of the session it has just
+	 * sent (NGHTTP2_ERR_EOF): not a failure here. */
+	if (nghttp2_session_terminate_session(c->h2, NGHTTP2_NO_ERROR) == 0)
+		(void)nghttp2_session_send(c->h2);
+	evbuffer_unfreeze(out, 1);
+	if (evbuffer_get_length(out) && evbuffer_write(out, bufferevent_getfd(c->bev)) < 0)
+		gp_debug("grpc: GOAWAY to an idle connection: %s", strerror(errno));
+	conn_close(c);
+}
+
+/* The connection that has gone longest without a call, or NULL when
+ * every one has a call open. */
+static struct conn *idlest(struct gp_grpc *srv)
+{
+	struct conn *best = NULL;
+
+	/* Newest first: on a tie the older one wins. */
+	for (struct conn *c = srv->conns; c; c = c->next)
+		if (!c->ncalls && (!best || c->idle_since <= best->idle_since))
+			best = c;
+	return best;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
 		      int salen, void *arg)
 {
@@ -733,9 +1007,15 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 	(void)l, (void)salen;
 	if (srv->nconns >= srv->max_conns) {
-		gp_warn("grpc: %u connections open, refusing another", srv->nconns);
-		evutil_closesocket(fd);
-		return;
+		struct conn *idle = idlest(srv);
+		if (!idle) {
+			gp_warn("grpc: %u connections open, each with a call, refusing another",
+				srv->nconns);
+			evutil_closesocket(fd);
+			return;
+		}
+		gp_debug("grpc: %u connections open, closing the idlest", srv->nconns);
+		conn_evict(idle);
 	}
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -749,13 +1029,14 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		goto fail;
 	}
 	c->flush = event_new(srv->base, -1, 0, on_flush, c);
-	if (!c->flush || nghttp2_session_server_new(&c->h2, srv->cbs, c) != 0) {
+	if (!c->flush || nghttp2_session_server_new2(&c->h2, srv->cbs, c, srv->h2opt) != 0) {
 		if (c->flush)
 			event_free(c->flush);
 		bufferevent_free(c->bev);
 		free(c);
 		return;
 	}
+	c->idle_since = gp_now_ns();
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
@@ -853,17 +1134,31 @@ int gp_grpc_start(struct gp_grpc **out, struct event_base *base, const struct gp
 	g->arg = arg;
 	g->max_message = o->max_message ? o->max_message : DEFAULT_MAX_MESSAGE;
 	g->max_streams = o->max_streams ? o->max_streams : DEFAULT_MAX_STREAMS;
+	g->max_calls = o->max_calls ? o->max_calls : DEFAULT_MAX_CALLS;
 	g->max_conns = o->max_conns ? o->max_conns : DEFAULT_MAX_CONNS;
+	/* One request of the largest size must always fit, alone. */
+	g->max_conn_buffer = o->max_conn_buffer ? o->max_conn_buffer : DEFAULT_CONN_BUFFER;
+	if (g->max_conn_buffer < g->max_message + 10)
+		g->max_conn_buffer = g->max_message + 10;
+	g->max_buffer = o->max_buffer ? o->max_buffer : DEFAULT_BUFFER;
+	if (g->max_buffer < g->max_conn_buffer)
+		g->max_buffer = g->max_conn_buffer;
 	g->idle_timeout_s = o->idle_timeout_s > 0 ? o->idle_timeout_s : DEFAULT_IDLE_S;
-	if (nghttp2_session_callbacks_new(&g->cbs) != 0) {
-		free(g);
-		return -ENOMEM;
-	}
+	g->request_timeout_s = o->request_timeout_s > 0 ? o->request_timeout_s : DEFAULT_REQUEST_S;
+	rc = -ENOMEM;
+	g->request_timer = evtimer_new(base, on_request_timer, g);
+	if (!g->request_timer || nghttp2_option_new(&g->h2opt) != 0 ||
+	    nghttp2_session_callbacks_new(&g->cbs) != 0)
+		goto fail;
+	/* nghttp2 would keep up to max_streams closed streams per connection
+	 * for RFC 7540 priorities, which gRPC does not use. */
+	nghttp2_option_set_no_closed_streams(g->h2opt, 1);
 	nghttp2_session_callbacks_set_send_callback(g->cbs, send_cb);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(g->cbs, on_begin_headers);
 	nghttp2_session_callbacks_set_on_header_callback(g->cbs, on_header);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(g->cbs, on_frame_recv);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(g->cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_frame_send_callback(g->cbs, on_frame_send);
 	nghttp2_session_callbacks_set_on_stream_close_callback(g->cbs, on_stream_close);
 	if (is_unix) {
 		const char *p = o->listen + 5;
@@ -901,7 +1196,10 @@ int gp_grpc_start(struct gp_grpc **out, struct event_base *base, const struct gp
 	*out = g;
 	return 0;
 fail:
-	nghttp2_session_callbacks_del(g->cbs);
+	nghttp2_session_callbacks_del(g->cbs); /* these two take NULL */
+	nghttp2_option_del(g->h2opt);
+	if (g->request_timer)
+		event_free(g->request_timer);
 	free(g->unix_path);
 	free(g);
 	return rc;
@@ -910,6 +1208,11 @@ fail:
 int gp_grpc_port(const struct gp_grpc *g)
 {
 	return g->port;
+}
+
+size_t gp_grpc_buffered(const struct gp_grpc *g)
+{
+	return g->buffered;
 }
 
 void gp_grpc_stop(struct gp_grpc *g)
@@ -924,6 +1227,8 @@ void gp_grpc_stop(struct gp_grpc *g)
 	if (g->unix_path)
 		unlink(g->unix_path);
 	nghttp2_session_callbacks_del(g->cbs);
+	nghttp2_option_del(g->h2opt);
+	event_free(g->request_timer);
 	free(g->unix_path);
 	free(g);
 }

@@ -15,6 +15,13 @@
  * now or later.  Errors go out as grpc-status / grpc-message trailers.
  * A client's grpc-timeout is honoured: a call still open at its deadline
  * ends with DEADLINE_EXCEEDED.
+ *
+ * What a peer can make the server hold is bounded (see gp_grpc_opts): the
+ * bytes of requests still arriving, per connection and in all; how long a
+ * request may take to arrive; calls and connections at once.  Limits make
+ * room by ending the oldest half-sent request or the idlest connection
+ * before they turn a newcomer away, so clients that never finish a
+ * request or never call cannot lock out one that works.
  */
 #ifndef GP_NET_GRPC_H
 #define GP_NET_GRPC_H
@@ -71,11 +78,27 @@ struct gp_grpc_opts {
 	                            replaced; the file is removed at stop) */
 	size_t max_message;      /* request messages larger than this end with
 	                            RESOURCE_EXHAUSTED; 0 = 4 MiB */
-	unsigned max_streams;    /* concurrent calls per connection; 0 = 100 */
-	unsigned max_conns;      /* connections at once (more are closed at
-	                            once); 0 = 256 */
+	unsigned max_streams;    /* concurrent calls per connection (HTTP/2
+	                            SETTINGS_MAX_CONCURRENT_STREAMS); 0 = 1000 */
+	unsigned max_calls;      /* calls open at once in the whole server; at
+	                            the cap a new call ends the oldest request
+	                            still arriving, else is refused; 0 = 4096 */
+	unsigned max_conns;      /* connections at once: at the cap a new one
+	                            closes the connection idle longest, or is
+	                            closed itself when every one has a call
+	                            open; 0 = 256 */
+	size_t max_conn_buffer;  /* bytes of request messages still arriving
+	                            held per connection; 0 = 1 MiB, and never
+	                            less than max_message + 10 */
+	size_t max_buffer;       /* the same for the whole server; 0 = 16 MiB,
+	                            never less than max_conn_buffer.  At either
+	                            cap the oldest requests still arriving end
+	                            RESOURCE_EXHAUSTED to make room */
 	int idle_timeout_s;      /* a connection with no open call for this long
-	                            is closed; 0 = 300 */
+	                            is closed; 0 = 120 */
+	int request_timeout_s;   /* a request whose message has not all arrived
+	                            this long after its headers ends
+	                            RESOURCE_EXHAUSTED; 0 = 10 */
 };
 
 /* Listen and serve on `base`.  `methods` ends with a zeroed entry and must
@@ -94,6 +117,10 @@ int gp_grpc_port(const struct gp_grpc *g);
 /* Close every connection and stop listening.  Calls still open are ended:
  * their cancel callbacks run first (see gp_grpc_on_cancel). */
 void gp_grpc_stop(struct gp_grpc *g);
+
+/* Bytes of request messages held now for calls whose request is still
+ * arriving (for tests and metrics; on the loop's thread). */
+size_t gp_grpc_buffered(const struct gp_grpc *g);
 
 /* --- a call (only on the loop's thread) ---------------------------------- */
 

@@ -3,7 +3,8 @@
  * loopback TCP and a unix socket, driven by a raw nghttp2 client that can
  * send what well-behaved gRPC clients never do: oversized, compressed,
  * doubled or missing messages, the wrong content type, cancellations and
- * dropped connections. */
+ * dropped connections; and what the server's limits do to clients that
+ * hold requests half-sent, hold connections idle or open many streams. */
 #include <errno.h>
 #include <sys/wait.h>
 #include <sys/resource.h>
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -128,6 +130,8 @@ static int cancelled;      /* Hang calls the server ended without finish */
 static int hang_calls;
 static int handler_errors; /* a gp_grpc_send that did not do as documented */
 
+static struct gp_grpc *server; /* for Buffered; set before its thread starts */
+
 #define CHECK(cond) ((cond) ? (void)0 : (void)handler_errors++)
 
 /* Unary: answers result = (name == "yes"). */
@@ -184,6 +188,20 @@ static void fail_call(struct gp_grpc_call *call, const ProtobufCMessage *req, vo
 	gp_grpc_finish(call, GP_GRPC_UNAVAILABLE, "broker down: 100%% gone\n");
 }
 
+/* Unary: the server's gp_grpc_buffered, as a metric value. */
+static void buffered(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
+{
+	Externalscaler__MetricValue v = EXTERNALSCALER__METRIC_VALUE__INIT, *vs[] = {&v};
+	Externalscaler__GetMetricsResponse resp = EXTERNALSCALER__GET_METRICS_RESPONSE__INIT;
+
+	(void)req, (void)arg;
+	v.metricvalue = (int64_t)gp_grpc_buffered(server);
+	resp.n_metricvalues = 1;
+	resp.metricvalues = vs;
+	CHECK(gp_grpc_send(call, &resp.base) == 0);
+	gp_grpc_finish(call, GP_GRPC_OK, NULL);
+}
+
 static void quit(struct gp_grpc_call *call, const ProtobufCMessage *req, void *arg)
 {
 	Externalscaler__IsActiveResponse resp = EXTERNALSCALER__IS_ACTIVE_RESPONSE__INIT;
@@ -204,6 +222,7 @@ static const struct gp_grpc_method methods[] = {
 	{"/t.T/NoReply", REF, ACTIVE, 0, no_reply},
 	{"/t.T/Fail", REF, ACTIVE, 0, fail_call},
 	{"/t.T/Quit", REF, ACTIVE, 0, quit},
+	{"/t.T/Buffered", REF, &externalscaler__get_metrics_response__descriptor, 0, buffered},
 	{NULL, NULL, NULL, 0, NULL},
 };
 
@@ -219,12 +238,23 @@ struct result {
 	uint32_t rst;      /* RST_STREAM error code from the server, if any */
 };
 
+/* A request body.  `hold`: once it is sent the stream stays open, a
+ * request that never finishes arriving. */
+struct part {
+	const uint8_t *buf;
+	size_t len, off;
+	int hold;
+};
+
 struct client {
 	int fd;
 	nghttp2_session *h2;
-	struct result *r;
-	const uint8_t *out;  /* request body */
-	size_t out_len, out_off;
+	struct result *r;    /* of the last call started, watched by pump */
+	struct part body;    /* of calls made with start() */
+	int settings;        /* the server's SETTINGS came */
+	int goaway;          /* a GOAWAY came */
+	int pings;           /* PING acknowledgements that came */
+	int eof;             /* the server closed the connection */
 };
 
 static ssize_t c_send(nghttp2_session *s, const uint8_t *d, size_t n, int fl, void *u)
@@ -237,57 +267,81 @@ static ssize_t c_send(nghttp2_session *s, const uint8_t *d, size_t n, int fl, vo
 		     : w;
 }
 
+/* Each stream's result is its stream user data (see submit). */
+static struct result *result_of(struct client *c, nghttp2_session *s, int32_t id)
+{
+	struct result *r = nghttp2_session_get_stream_user_data(s, id);
+
+	return r ? r : c->r;
+}
+
 static int c_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
 		    const uint8_t *value, size_t vl, uint8_t fl, void *u)
 {
-	struct client *c = u;
+	struct result *r = result_of(u, s, f->hd.stream_id);
 	char v[256];
 
-	(void)s, (void)f, (void)fl;
+	(void)fl;
 	snprintf(v, sizeof v, "%.*s", (int)vl, value);
 	if (nl == 7 && memcmp(name, ":status", 7) == 0)
-		c->r->http = atoi(v);
+		r->http = atoi(v);
 	else if (nl == 11 && memcmp(name, "grpc-status", 11) == 0)
-		c->r->grpc = atoi(v);
+		r->grpc = atoi(v);
 	else if (nl == 12 && memcmp(name, "grpc-message", 12) == 0)
-		snprintf(c->r->message, sizeof c->r->message, "%s", v);
+		snprintf(r->message, sizeof r->message, "%s", v);
 	return 0;
 }
 
 static int c_data(nghttp2_session *s, uint8_t fl, int32_t id, const uint8_t *d, size_t n, void *u)
 {
-	struct client *c = u;
+	struct result *r = result_of(u, s, id);
 
-	(void)s, (void)fl, (void)id;
-	if (c->r->len + n <= sizeof c->r->body) {
-		memcpy(c->r->body + c->r->len, d, n);
-		c->r->len += n;
+	(void)fl;
+	if (r->len + n <= sizeof r->body) {
+		memcpy(r->body + r->len, d, n);
+		r->len += n;
 	}
 	return 0;
 }
 
 static int c_close(nghttp2_session *s, int32_t id, uint32_t code, void *u)
 {
+	struct result *r = result_of(u, s, id);
+
+	r->closed = 1;
+	r->rst = code;
+	return 0;
+}
+
+static int c_frame(nghttp2_session *s, const nghttp2_frame *f, void *u)
+{
 	struct client *c = u;
 
-	(void)s, (void)id;
-	c->r->closed = 1;
-	c->r->rst = code;
+	(void)s;
+	if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK))
+		c->settings = 1;
+	if (f->hd.type == NGHTTP2_GOAWAY)
+		c->goaway = 1;
+	if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK))
+		c->pings++;
 	return 0;
 }
 
 static ssize_t c_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t n, uint32_t *flags,
 		      nghttp2_data_source *src, void *u)
 {
-	struct client *c = u;
-	size_t left = c->out_len - c->out_off;
+	struct part *p = src->ptr;
+	size_t left = p->len - p->off;
 
-	(void)s, (void)id, (void)src;
+	(void)s, (void)id, (void)u;
 	if (n > left)
 		n = left;
-	memcpy(buf, c->out + c->out_off, n);
-	c->out_off += n;
-	if (c->out_off == c->out_len)
+	if (n == 0 && p->hold)
+		return NGHTTP2_ERR_DEFERRED;
+	if (n)
+		memcpy(buf, p->buf + p->off, n);
+	p->off += n;
+	if (p->off == p->len && !p->hold)
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 	return (ssize_t)n;
 }
@@ -303,6 +357,7 @@ static void client_open(struct client *c, int fd)
 	nghttp2_session_callbacks_set_on_header_callback(cbs, c_header);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, c_data);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, c_close);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, c_frame);
 	assert_int_equal(nghttp2_session_client_new(&c->h2, cbs, c), 0);
 	nghttp2_session_callbacks_del(cbs);
 	assert_int_equal(nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, NULL, 0), 0);
@@ -314,43 +369,110 @@ static void client_close(struct client *c)
 	close(c->fd);
 }
 
-/* Pump the session until the stream closes or `ms` pass. */
-static void pump(struct client *c, int ms)
+/* Exchange frames until done(c, arg), the end of the connection, or `ms`
+ * without a byte from the server; returns done's verdict.  A connection
+ * the server closed (c->eof: read or write failed) is not used again. */
+static int pump_until(struct client *c, int ms, int (*done)(struct client *, void *), void *arg)
 {
 	struct pollfd p = {.fd = c->fd, .events = POLLIN};
 	uint8_t buf[16384];
 
-	while (!c->r->closed) {
-		assert_int_equal(nghttp2_session_send(c->h2), 0);
-		if (poll(&p, 1, ms) <= 0)
-			return;
+	while (!done(c, arg)) {
+		if (!c->eof && nghttp2_session_send(c->h2) != 0)
+			c->eof = 1;
+		if (c->eof || poll(&p, 1, ms) <= 0)
+			return done(c, arg);
 		ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-		if (n <= 0)
-			return;
+		if (n <= 0) {
+			c->eof = 1;
+			continue;
+		}
 		assert_true(nghttp2_session_mem_recv(c->h2, buf, (size_t)n) == n);
 	}
+	return 1;
+}
+
+static int watched_closed(struct client *c, void *arg)
+{
+	(void)arg;
+	return c->r->closed;
+}
+
+static int got_settings(struct client *c, void *arg)
+{
+	(void)arg;
+	return c->settings;
+}
+
+static int never(struct client *c, void *arg)
+{
+	(void)c, (void)arg;
+	return 0;
+}
+
+static int pinged(struct client *c, void *arg)
+{
+	return c->pings >= *(const int *)arg;
+}
+
+/* A PING round trip: the server has read all that `c` sent before, and
+ * `c` has read all that the server sent on it before reading the PING. */
+static void ping(struct client *c)
+{
+	int want = c->pings + 1;
+
+	assert_int_equal(nghttp2_submit_ping(c->h2, NGHTTP2_FLAG_NONE, NULL), 0);
+	assert_true(pump_until(c, 5000, pinged, &want));
+}
+
+/* Every body of n streams sent, or its stream closed. */
+struct sending {
+	const struct part *p;
+	const struct result *r;
+	int n;
+};
+
+static int all_sent(struct client *c, void *arg)
+{
+	const struct sending *s = arg;
+
+	for (int k = 0; k < s->n; k++)
+		if (!s->r[k].closed && s->p[k].off < s->p[k].len)
+			return 0;
+	return !nghttp2_session_want_write(c->h2);
+}
+
+/* Pump the session until the watched stream closes or `ms` pass. */
+static void pump(struct client *c, int ms)
+{
+	pump_until(c, ms, watched_closed, NULL);
 }
 
 #define NVS(n, v) {(uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE}
 
-/* Start one call: `body` is sent as is (framing included). */
-static int32_t start(struct client *c, struct result *r, const char *method, const char *path,
-		     const char *type, const char *timeout, const void *body, size_t len)
+/* Start one call with body `p` (framing included); `r` gets its result. */
+static int32_t submit(struct client *c, struct result *r, const char *method, const char *path,
+		      const char *type, const char *timeout, struct part *p)
 {
 	nghttp2_nv nv[] = {
 		NVS(":method", method), NVS(":scheme", "http"), NVS(":authority", "test"),
 		NVS(":path", path),     NVS("te", "trailers"),  NVS("content-type", type),
 		NVS("grpc-timeout", timeout ? timeout : ""),
 	};
-	nghttp2_data_provider prd = {.read_callback = c_body};
+	nghttp2_data_provider prd = {.source.ptr = p, .read_callback = c_body};
 
 	memset(r, 0, sizeof *r);
 	r->grpc = -1;
 	c->r = r;
-	c->out = body;
-	c->out_len = len;
-	c->out_off = 0;
-	return nghttp2_submit_request(c->h2, NULL, nv, timeout ? 7 : 6, &prd, NULL);
+	return nghttp2_submit_request(c->h2, NULL, nv, timeout ? 7 : 6, &prd, r);
+}
+
+/* Start one call: `body` is sent as is (framing included). */
+static int32_t start(struct client *c, struct result *r, const char *method, const char *path,
+		     const char *type, const char *timeout, const void *body, size_t len)
+{
+	c->body = (struct part){.buf = body, .len = len};
+	return submit(c, r, method, path, type, timeout, &c->body);
 }
 
 /* A framed ScaledObjectRef named `name`, into buf; returns its length. */
@@ -668,6 +790,360 @@ static void test_out_of_descriptors(void **state)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* --- limits: what clients that misbehave cannot do to those that work ---- */
+
+/* A server with options `o` on its own thread, for the tests below. */
+struct bg {
+	struct gp_loop *loop;
+	struct gp_grpc *g;
+	pthread_t th;
+	int port;
+};
+
+static void bg_start(struct bg *b, const struct gp_grpc_opts *o)
+{
+	b->loop = gp_loop_new();
+	assert_non_null(b->loop);
+	cancelled = hang_calls = handler_errors = 0;
+	assert_int_equal(gp_grpc_start(&b->g, gp_loop_base(b->loop), o, methods, b->loop), 0);
+	server = b->g;
+	b->port = gp_grpc_port(b->g);
+	assert_int_equal(pthread_create(&b->th, NULL, loop_main, b->loop), 0);
+}
+
+/* Quit over a connection of its own (again while it is turned away: the
+ * server may not have seen the tests' connections close yet), then join
+ * and stop.  Every Hang call was ended and its handler told, once. */
+static void bg_stop(struct bg *b)
+{
+	uint8_t buf[64];
+	size_t n = request(buf, sizeof buf, "x");
+	void *rc;
+	int ok = 0;
+
+	for (int i = 0; i < 40 && !ok; i++) {
+		struct client c;
+		struct result r;
+		client_open(&c, connect_to(b->port, NULL));
+		assert_true(start(&c, &r, "POST", "/t.T/Quit", "application/grpc", NULL, buf, n) > 0);
+		pump(&c, 2000);
+		ok = r.closed && r.grpc == GP_GRPC_OK;
+		client_close(&c);
+		if (!ok)
+			usleep(50000);
+	}
+	assert_true(ok);
+	pthread_join(b->th, &rc);
+	assert_null(rc);
+	gp_grpc_stop(b->g);
+	gp_loop_free(b->loop);
+	server = NULL;
+	assert_int_equal(cancelled, hang_calls);
+	assert_int_equal(handler_errors, 0);
+}
+
+/* A client whose preface and SETTINGS the server has answered. */
+static void client_ready(struct client *c, int port)
+{
+	client_open(c, connect_to(port, NULL));
+	assert_true(pump_until(c, 2000, got_settings, NULL));
+	assert_int_equal(nghttp2_session_send(c->h2), 0); /* the ACK */
+}
+
+/* A unary Echo on `c`, answered OK. */
+static void echo_ok(struct client *c)
+{
+	uint8_t buf[64];
+	struct result r;
+
+	call(c, &r, "/t.T/Echo", buf, request(buf, sizeof buf, "yes"), NULL, "5S");
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+	assert_int_equal(messages(&r, NULL), 1);
+}
+
+/* The server's gp_grpc_buffered, asked over `c`. */
+static long buffered_now(struct client *c)
+{
+	uint8_t buf[64];
+	struct result r;
+	const uint8_t *msg;
+	size_t mlen, used;
+	Externalscaler__GetMetricsResponse *m;
+	long v;
+
+	call(c, &r, "/t.T/Buffered", buf, request(buf, sizeof buf, "x"), NULL, "5S");
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+	assert_int_equal(gp_grpc_frame_parse(r.body, r.len, sizeof r.body, &msg, &mlen, &used), 1);
+	m = externalscaler__get_metrics_response__unpack(NULL, mlen, msg);
+	assert_non_null(m);
+	assert_int_equal(m->n_metricvalues, 1);
+	v = (long)m->metricvalues[0]->metricvalue;
+	externalscaler__get_metrics_response__free_unpacked(m, NULL);
+	return v;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+#define HALF 16384     /* bytes each half-sent request sends */
+#define ATTACKERS 4
+#define STREAMS 32     /* per attacker connection */
+
+/* Requests that never finish arriving hold at most max_conn_buffer bytes
+ * per connection and max_buffer in all: past a cap the oldest of them end
+ * RESOURCE_EXHAUSTED, and calls that arrive whole are still served, on
+ * the same connection and on others.  Their bytes go with them. */
+static void test_request_buffer_caps(void **state)
+{
+	static uint8_t half[HALF];
+	static struct result r[ATTACKERS][STREAMS];
+	static struct part part[ATTACKERS][STREAMS];
+	struct gp_grpc_opts o = {.listen = "127.0.0.1:0", .max_message = 65536,
+				 .max_conn_buffer = 256 << 10, .max_buffer = 512 << 10};
+	struct client a[ATTACKERS], v;
+	int open = 0, by_conn = 0, by_server = 0;
+	struct timespec t0;
+	struct bg b;
+	long n;
+
+	(void)state;
+	memset(half, 'x', sizeof half);
+	assert_int_equal(gp_grpc_frame_header(half, 60000), 0); /* under max_message */
+	bg_start(&b, &o);
+	client_ready(&v, b.port);
+	for (int i = 0; i < ATTACKERS; i++) {
+		client_ready(&a[i], b.port);
+		for (int k = 0; k < STREAMS; k++) {
+			part[i][k] = (struct part){.buf = half, .len = HALF, .hold = 1};
+			assert_true(submit(&a[i], &r[i][k], "POST", "/t.T/Echo", "application/grpc",
+					   NULL, &part[i][k]) > 0);
+		}
+		assert_true(pump_until(&a[i], 5000, all_sent,
+				       &(struct sending){part[i], r[i], STREAMS}));
+		if (i == 0) {
+			ping(&a[0]);
+			/* One connection: its own cap.  16 requests fit in 256 KiB. */
+			n = buffered_now(&v);
+			assert_true(n > 0 && n <= 256 << 10);
+			for (int k = 0; k < STREAMS; k++)
+				open += !r[0][k].closed;
+			assert_int_equal(n, (long)open * HALF);
+			assert_true(open <= 16);
+			/* A call that arrives whole goes through on that very
+			 * connection. */
+			echo_ok(&a[0]);
+		}
+	}
+	/* Two rounds: the server has read everything, then every attacker
+	 * has read what that made the server answer it.  The server is at its
+	 * total cap, so asking it, on v, ends one more request; hence ask
+	 * first. */
+	for (int i = 0; i < ATTACKERS; i++)
+		ping(&a[i]);
+	n = buffered_now(&v);
+	for (int i = 0; i < ATTACKERS; i++)
+		ping(&a[i]);
+	open = 0;
+	for (int i = 0; i < ATTACKERS; i++) {
+		for (int k = 0; k < STREAMS; k++) {
+			if (!r[i][k].closed) {
+				open++;
+				continue;
+			}
+			assert_int_equal(r[i][k].http, 200);
+			assert_int_equal(r[i][k].grpc, GP_GRPC_RESOURCE_EXHAUSTED);
+			by_conn += strstr(r[i][k].message, "connection holds") != NULL;
+			by_server += strstr(r[i][k].message, "server holds") != NULL;
+		}
+	}
+	/* At most 512 KiB held: 32 requests of 16 KiB; both caps acted. */
+	assert_true(open <= 32);
+	assert_int_equal(n, (long)open * HALF);
+	assert_true(by_conn > 0 && by_server > 0);
+	echo_ok(&v);
+	/* Gone with their connections. */
+	for (int i = 0; i < ATTACKERS; i++)
+		client_close(&a[i]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while ((n = buffered_now(&v)) != 0 && ms_since(&t0) < 3000)
+		usleep(20000);
+	assert_int_equal(n, 0);
+	client_close(&v);
+	bg_stop(&b);
+}
+
+#define MAX_CONNS 8
+
+/* Idle connections never lock a client out: at max_conns a newcomer
+ * closes (GOAWAY) the connection that has gone longest without a call,
+ * and is turned away only when every connection has a call open. */
+static void test_idle_conn_eviction(void **state)
+{
+	struct gp_grpc_opts o = {.listen = "127.0.0.1:0", .max_message = MAX_MESSAGE,
+				 .max_conns = MAX_CONNS};
+	struct client c[MAX_CONNS + 1], x;
+	struct result hang[MAX_CONNS + 1];
+	struct part hp[MAX_CONNS + 1];
+	uint8_t buf[64];
+	size_t n = request(buf, sizeof buf, "x");
+	struct bg b;
+
+	(void)state;
+	bg_start(&b, &o);
+	for (int i = 0; i < MAX_CONNS; i++)
+		client_ready(&c[i], b.port);
+	/* The oldest connection calls: the idlest is now the second. */
+	echo_ok(&c[0]);
+	client_ready(&c[MAX_CONNS], b.port);
+	echo_ok(&c[MAX_CONNS]);
+	pump_until(&c[1], 2000, never, NULL);
+	assert_true(c[1].goaway);
+	assert_true(c[1].eof);
+	client_close(&c[1]);
+	/* The others still serve. */
+	for (int i = 0; i <= MAX_CONNS; i++)
+		if (i != 1)
+			echo_ok(&c[i]);
+	/* A call open on every connection: then a newcomer is turned away
+	 * (the Echo after each Hang shows the server has the Hang). */
+	for (int i = 0; i <= MAX_CONNS; i++) {
+		if (i == 1)
+			continue;
+		hp[i] = (struct part){.buf = buf, .len = n};
+		assert_true(submit(&c[i], &hang[i], "POST", "/t.T/Hang", "application/grpc", NULL,
+				   &hp[i]) > 0);
+		echo_ok(&c[i]);
+		assert_false(hang[i].closed);
+	}
+	client_open(&x, connect_to(b.port, NULL));
+	assert_false(pump_until(&x, 2000, got_settings, NULL));
+	assert_true(x.eof);
+	client_close(&x);
+	for (int i = 0; i <= MAX_CONNS; i++)
+		if (i != 1)
+			client_close(&c[i]);
+	bg_stop(&b);
+	assert_int_equal(hang_calls, MAX_CONNS);
+}
+
+#define MANY 100 /* the old SETTINGS_MAX_CONCURRENT_STREAMS */
+
+/* One connection with MANY long-lived streams (as KEDA keeps one
+ * StreamIsActive per ScaledObject) and MANY requests half-sent: a unary
+ * call on that same connection is still answered at once, where a
+ * limit of MANY streams held it back in the client until its deadline. */
+static void test_many_streams_one_conn(void **state)
+{
+	static struct result hang[MANY], half[MANY];
+	static struct part hp[MANY], pp[MANY];
+	struct gp_grpc_opts o = {.listen = "127.0.0.1:0", .max_message = MAX_MESSAGE};
+	uint8_t buf[64], part[15] = {0};
+	size_t n = request(buf, sizeof buf, "x");
+	struct timespec t0;
+	struct client c;
+	struct result r;
+	struct bg b;
+
+	(void)state;
+	assert_int_equal(gp_grpc_frame_header(part, 100), 0); /* 10 of 100 bytes */
+	bg_start(&b, &o);
+	client_ready(&c, b.port);
+	for (int i = 0; i < MANY; i++) {
+		hp[i] = (struct part){.buf = buf, .len = n};
+		pp[i] = (struct part){.buf = part, .len = sizeof part, .hold = 1};
+		assert_true(submit(&c, &hang[i], "POST", "/t.T/Hang", "application/grpc", NULL,
+				   &hp[i]) > 0);
+		assert_true(submit(&c, &half[i], "POST", "/t.T/Echo", "application/grpc", NULL,
+				   &pp[i]) > 0);
+	}
+	ping(&c);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	call(&c, &r, "/t.T/Echo", buf, request(buf, sizeof buf, "yes"), NULL, "5S");
+	assert_int_equal(r.grpc, GP_GRPC_OK);
+	assert_true(ms_since(&t0) < 2000);
+	for (int i = 0; i < MANY; i++)
+		assert_false(hang[i].closed || half[i].closed);
+	client_close(&c);
+	bg_stop(&b);
+	assert_int_equal(hang_calls, MANY);
+}
+
+#define CALLS 64
+
+/* max_calls: a new call ends the oldest request still arriving, else
+ * (only calls in progress) it is refused with REFUSED_STREAM; and a
+ * request that has not all arrived within request_timeout_s ends. */
+static void test_call_cap_and_request_timeout(void **state)
+{
+	static struct result half[40], hang[CALLS];
+	static struct part pp[40], hp[CALLS];
+	struct gp_grpc_opts o = {.listen = "127.0.0.1:0", .max_message = MAX_MESSAGE,
+				 .max_calls = CALLS, .request_timeout_s = 1};
+	uint8_t buf[64], part[15] = {0};
+	size_t n = request(buf, sizeof buf, "x");
+	struct client p, q;
+	struct timespec t0;
+	struct result r;
+	struct bg b;
+
+	(void)state;
+	assert_int_equal(gp_grpc_frame_header(part, 100), 0);
+	bg_start(&b, &o);
+	client_ready(&p, b.port);
+	client_ready(&q, b.port);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 40; i++) {
+		pp[i] = (struct part){.buf = part, .len = sizeof part, .hold = 1};
+		assert_true(submit(&p, &half[i], "POST", "/t.T/Echo", "application/grpc", NULL,
+				   &pp[i]) > 0);
+	}
+	ping(&p);
+	/* 40 half-sent + 30 streams + an Echo: 7 over the cap, and the 7
+	 * oldest half-sent requests make room. */
+	for (int i = 0; i < 30; i++) {
+		hp[i] = (struct part){.buf = buf, .len = n};
+		assert_true(submit(&q, &hang[i], "POST", "/t.T/Hang", "application/grpc", NULL,
+				   &hp[i]) > 0);
+	}
+	ping(&q);
+	echo_ok(&q);
+	ping(&p);
+	for (int i = 0; i < 40; i++) {
+		assert_int_equal(half[i].closed, i < 7);
+		if (i < 7)
+			assert_int_equal(half[i].grpc, GP_GRPC_RESOURCE_EXHAUSTED);
+	}
+	/* The rest end at their request timeout; the streams go on. */
+	for (int i = 7; i < 40; i++) {
+		p.r = &half[i];
+		assert_true(pump_until(&p, 3000, watched_closed, NULL));
+		assert_int_equal(half[i].grpc, GP_GRPC_RESOURCE_EXHAUSTED);
+		assert_non_null(strstr(half[i].message, "did not arrive within 1 s"));
+	}
+	assert_true(ms_since(&t0) >= 900);
+	/* CALLS streams in progress, none waiting: a new call is refused. */
+	for (int i = 30; i < CALLS; i++) {
+		hp[i] = (struct part){.buf = buf, .len = n};
+		assert_true(submit(&q, &hang[i], "POST", "/t.T/Hang", "application/grpc", NULL,
+				   &hp[i]) > 0);
+	}
+	ping(&q);
+	call(&q, &r, "/t.T/Echo", buf, n, NULL, "5S");
+	assert_int_equal(r.rst, NGHTTP2_REFUSED_STREAM);
+	assert_int_equal(r.grpc, -1);
+	for (int i = 0; i < CALLS; i++)
+		assert_false(hang[i].closed);
+	client_close(&p);
+	client_close(&q);
+	bg_stop(&b);
+	assert_int_equal(hang_calls, CALLS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -675,6 +1151,10 @@ int main(void)
 		cmocka_unit_test(test_timeout),       cmocka_unit_test(test_server_tcp),
 		cmocka_unit_test(test_out_of_descriptors),
 		cmocka_unit_test(test_server_unix),   cmocka_unit_test(test_bad_listen),
+		cmocka_unit_test(test_request_buffer_caps),
+		cmocka_unit_test(test_idle_conn_eviction),
+		cmocka_unit_test(test_many_streams_one_conn),
+		cmocka_unit_test(test_call_cap_and_request_timeout),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
