@@ -54,25 +54,33 @@ static struct gp_forecast *make(const struct gp_forecast_config *c)
 	return f;
 }
 
-/* The default configuration; tests change what they need. */
+/* The defaults with round figures the known answers below are worked out
+ * for: target 0.7, no headroom, the backlog drained within one horizon.
+ * Tests change what they need; test_headroom and test_backlog_no_headroom
+ * cover the rest. */
 static struct gp_forecast_config config(void)
 {
 	struct gp_forecast_config c;
 
 	gp_forecast_config_default(&c);
+	c.target = 0.7;
+	c.headroom_sigma = 0.0;
+	c.drain_s = c.horizon_s;
 	return c;
 }
 
 /* The defaults are the documented ones and pass the check. */
 static void test_config(void **state)
 {
-	struct gp_forecast_config c = config();
+	struct gp_forecast_config c;
 	const char *field = NULL;
 
 	(void)state;
+	gp_forecast_config_default(&c);
 	assert_int_equal(gp_forecast_config_check(&c, &field), 0);
 	assert_null(field);
-	assert_float_equal(c.target, 0.7, 0.0);
+	assert_float_equal(c.target, 0.8, 0.0);
+	assert_float_equal(c.headroom_sigma, 2.0, 0.0);
 	assert_float_equal(c.horizon_s, 60.0, 0.0);
 	assert_float_equal(c.drain_s, 0.0, 0.0);
 	assert_int_equal(c.consumers_per_replica, 1);
@@ -306,7 +314,8 @@ static void test_step_down_and_irregular_polls(void **state)
 	gp_forecast_free(coarse);
 }
 
-/* A backlog adds the slots that drain it within drain_s. */
+/* A backlog adds the slots that drain it within drain_s, at full use: it is
+ * work to do once, so the target's headroom is not put on it. */
 static void test_backlog(void **state)
 {
 	struct gp_forecast_config c = config();
@@ -323,8 +332,9 @@ static void test_backlog(void **state)
 	}
 	assert_float_equal(out.saturation, 1.0, 1e-12);
 	assert_float_equal(out.demand_slots, 20.0, 1e-6);
-	assert_float_equal(out.forecast_saturation, 2.0, 1e-6);
-	assert_int_equal(out.desired_replicas, 29); /* ceil(20 / 0.7) */
+	/* 10 / 0.7 + 10 = 24.29 slots, as a saturation at the target: x 0.7 / 10 */
+	assert_float_equal(out.forecast_saturation, 1.7, 1e-6);
+	assert_int_equal(out.desired_replicas, 25);
 	assert_int_equal(out.backlog, 150);
 	gp_forecast_free(f);
 }
@@ -406,7 +416,7 @@ static void test_scale_from_zero(void **state)
 	assert_float_equal(out.holding_s, 2.0, 1e-9);
 	assert_true(out.demand_slots >= 14.0 - 1e-6);
 	assert_true(out.demand_slots < 14.5);
-	assert_int_equal(out.desired_replicas, 20); /* ceil(14 / 0.7) */
+	assert_int_equal(out.desired_replicas, 14); /* the backlog's 14, no headroom */
 	/* An HPA at zero replicas asks for ceil(metric / target): the same. */
 	assert_int_equal((uint32_t)ceil(out.forecast_saturation / c.target - 1e-9),
 			 out.desired_replicas);
@@ -418,12 +428,14 @@ static void test_scale_from_zero(void **state)
  * ready count. */
 static void test_hpa_consistency(void **state)
 {
+	static const double rooms[] = {0.0, 2.0};
 	static const uint32_t prefetches[] = {1, 2, 4, 10};
 	static const uint32_t per_replica[] = {1, 2, 3};
 	static const uint32_t consumers[] = {0, 1, 3, 8, 40};
 	static const double rates[] = {0.0, 0.3, 2.0, 17.5};
 
 	(void)state;
+	for (size_t h = 0; h < 2; h++)
 	for (size_t p = 0; p < 4; p++)
 	for (size_t k = 0; k < 3; k++)
 	for (size_t n = 0; n < 5; n++)
@@ -433,6 +445,7 @@ static void test_hpa_consistency(void **state)
 		struct gp_forecast_out out;
 
 		c.consumers_per_replica = per_replica[k];
+		c.headroom_sigma = rooms[h];
 		c.max_replicas = 100000;
 		f = make(&c);
 		for (int i = 0; i < 50; i++) {
@@ -446,6 +459,79 @@ static void test_hpa_consistency(void **state)
 		assert_int_equal((uint32_t)hpa, out.desired_replicas);
 		gp_forecast_free(f);
 	}
+}
+
+/* Square-root staffing: headroom_sigma x sqrt(the arrivals' slots) kept
+ * free, which is a smaller share of a bigger pool. */
+static void test_headroom(void **state)
+{
+	struct gp_forecast_config c = config();
+	struct gp_forecast *small, *big;
+	struct gp_forecast_out a, b;
+
+	(void)state;
+	c.headroom_sigma = 2.0;
+	c.max_replicas = 100000;
+	small = make(&c);
+	big = make(&c);
+	/* 5 msg/s held 2 s: 10 slots, 2 x sqrt(10) = 6.32 more; (16.32) / 0.7
+	 * = 23.3 slots: 24 replicas.  500 msg/s: 1000 slots + 63.2. */
+	steady(small, 200, 5.0, 5.0, 10, 10, &a);
+	steady(big, 200, 500.0, 500.0, 1000, 1000, &b);
+	assert_float_equal(a.demand_slots, 10.0, 1e-6);
+	assert_float_equal(a.headroom_slots, 2.0 * sqrt(10.0), 1e-6);
+	assert_int_equal(a.desired_replicas, 24);
+	assert_float_equal(a.forecast_saturation, (10.0 + 2.0 * sqrt(10.0)) / 10.0, 1e-6);
+	assert_float_equal(b.headroom_slots, 2.0 * sqrt(1000.0), 1e-3);
+	assert_int_equal(b.desired_replicas, (uint32_t)ceil((1000.0 + 2.0 * sqrt(1000.0)) / 0.7));
+	assert_true(a.headroom_slots / a.demand_slots > 5 * b.headroom_slots / b.demand_slots);
+	gp_forecast_free(small);
+	gp_forecast_free(big);
+}
+
+/* By default a backlog is drained over three horizons. */
+static void test_default_drain(void **state)
+{
+	struct gp_forecast_config c = config();
+	struct gp_forecast *f;
+	struct gp_forecast_out out;
+
+	(void)state;
+	c.drain_s = 0.0; /* the default: 3 x 60 s */
+	f = make(&c);
+	for (int i = 0; i < 300; i++) {
+		struct gp_forecast_obs o = obs(i * POLL, 5.0, 5.0, 180, 10, 10);
+		gp_forecast_update(f, &o, &out);
+	}
+	/* 10 busy slots, and 180 x 2 s / 180 s = 2 to drain the backlog */
+	assert_float_equal(out.demand_slots, 12.0, 1e-6);
+	assert_int_equal(out.desired_replicas, (uint32_t)ceil(10.0 / 0.7 + 2.0));
+	gp_forecast_free(f);
+}
+
+/* A longer horizon extrapolates the slope further: on a ramp it wants at
+ * least as many replicas, and on a flat load the same. */
+static void test_desired_at(void **state)
+{
+	struct gp_forecast_config c = config();
+	struct gp_forecast *f;
+	struct gp_forecast_out out;
+	int i;
+
+	(void)state;
+	c.max_replicas = 100000;
+	f = make(&c);
+	i = steady(f, 200, 10.0, 10.0, 20, 40, &out);
+	assert_int_equal(gp_forecast_desired_at(f, &out, 180.0), out.desired_replicas);
+	assert_int_equal(gp_forecast_desired_at(f, &out, NAN), out.desired_replicas);
+	for (int k = 0; k < 60; k++, i++) { /* +0.1 msg/s each second */
+		double rate = 10.0 + 0.5 * k;
+		struct gp_forecast_obs o = obs(i * POLL, rate, rate, 0, (uint64_t)(2 * rate), 400);
+		gp_forecast_update(f, &o, &out);
+	}
+	assert_true(out.arrival_trend > 0.05);
+	assert_true(gp_forecast_desired_at(f, &out, 180.0) > out.desired_replicas);
+	gp_forecast_free(f);
 }
 
 /* Given ready replicas override the consumers as the basis. */
@@ -632,6 +718,9 @@ int main(void)
 		cmocka_unit_test(test_no_service),
 		cmocka_unit_test(test_scale_from_zero),
 		cmocka_unit_test(test_hpa_consistency),
+		cmocka_unit_test(test_headroom),
+		cmocka_unit_test(test_default_drain),
+		cmocka_unit_test(test_desired_at),
 		cmocka_unit_test(test_replicas_given),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_garbage),
