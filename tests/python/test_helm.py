@@ -28,6 +28,7 @@ import subprocess
 import threading
 
 import pytest
+from scaler_kit import ScalerProcess, until
 
 yaml = pytest.importorskip("yaml", reason="python3-yaml is needed to read the chart")
 
@@ -72,9 +73,14 @@ FULL_VALUES = {
     "scaler": {
         "enabled": True,
         "rabbitmq": {"url": "http://rabbitmq.mq.svc:15672", "password": "s3cret"},
-        "defaults": {"target": 0.7, "warmup": "90s", "consumersPerReplica": 1},
-        "queues": [{"name": "inference", "prefetch": 4, "maxReplicas": 40},
-                   {"name": "embeddings", "vhost": "batch", "prefetch": 16, "target": 0.8}],
+        # The cloud pool's settings as defaults need no onpremMax there.
+        "defaults": {"target": 0.7, "warmup": "90s", "consumersPerReplica": 1,
+                     "headroom": 1.5, "cloudWarmup": "4m", "cloudCost": 2.5},
+        # inference bursts to the cloud beyond 8 on-premises replicas.
+        "queues": [{"name": "inference", "prefetch": 4, "maxReplicas": 40,
+                    "onpremMax": 8, "cloudMax": 30},
+                   {"name": "embeddings", "vhost": "batch", "prefetch": 16, "target": 0.8,
+                    "headroom": 0}],
     },
     "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
 }
@@ -251,7 +257,13 @@ def test_full_render(full_docs):
     assert args[0] == "scaler"
     q1, q2 = args.index("--queue=inference"), args.index("--queue=embeddings")
     assert args.index("--warmup=90s") < q1 < args.index("--max-replicas=40") < q2
-    assert args[q2 + 1:q2 + 4] == ["--vhost=batch", "--prefetch=16", "--target=0.8"]
+    assert args[q2 + 1:] == ["--vhost=batch", "--prefetch=16", "--target=0.8",
+                             "--headroom=0"]
+    assert args[:q1][-6:] == ["--target=0.7", "--headroom=1.5", "--warmup=90s",
+                              "--consumers-per-replica=1", "--cloud-warmup=4m",
+                              "--cloud-cost=2.5"]
+    assert args[q1:q2] == ["--queue=inference", "--prefetch=4", "--max-replicas=40",
+                           "--onprem-max=8", "--cloud-max=30"]
     assert "--password-file=/etc/gpupool/rabbitmq/password" in args
     assert not [a for a in args if "s3cret" in a]
     secret = one(full_docs, "Secret", "gpupool-scaler-rabbitmq")
@@ -311,6 +323,83 @@ def test_bad_values_are_refused_with_the_reason(helm, tools_env, tmp_path):
     p = render_text(helm, tools_env, tmp_path, {"scaler": {
         "enabled": True, "rabbitmq": {"password": "x"}, "queues": []}}, check=False)
     assert p.returncode != 0 and "scaler.queues" in p.stderr
+    p = render_text(helm, tools_env, tmp_path, {"scaler": {
+        "enabled": True, "rabbitmq": {"password": "x"},
+        "defaults": {"cloudMax": 3, "onpremmax": 8}, "queues": [{"name": "q"}]}}, check=False)
+    assert p.returncode != 0 and "scaler.defaults.onpremmax" in p.stderr
+    assert "onpremMax, cloudWarmup, cloudMax, cloudCost" in p.stderr
+
+
+def scaler_values(defaults, queues):
+    return {"scaler": {"enabled": True, "rabbitmq": {"password": "x"},
+                       "defaults": defaults, "queues": queues}}
+
+
+def scaler_args(docs):
+    (c,) = one(docs, "Deployment", "gpupool-scaler")["spec"]["template"]["spec"]["containers"]
+    assert c["command"] == ["gpupool"] and c["args"][0] == "scaler"
+    return c["args"][1:]
+
+
+# A cloud key on a queue needs an on-premises capacity, the queue's own or
+# the defaults' (`gpupool scaler` refuses it otherwise, and so does the
+# chart, at install time).  (defaults, queue, refused by the chart)
+CLOUD_CASES = [
+    ({}, {"cloudMax": 3}, True),
+    ({}, {"cloudWarmup": "4m"}, True),
+    ({"cloudCost": 2}, {"cloudCost": 2.5}, True),
+    ({"onpremMax": 8}, {"onpremMax": 0, "cloudCost": 2}, True),  # switched off here
+    ({}, {"onpremMax": 8, "cloudMax": 3}, False),
+    ({"onpremMax": 8}, {"cloudWarmup": "4m", "cloudMax": 3, "cloudCost": 2.5}, False),
+    ({"cloudWarmup": "4m", "cloudMax": 3, "cloudCost": 2.5}, {}, False),  # defaults alone
+]
+
+
+@pytest.mark.parametrize("defaults,queue,refused", CLOUD_CASES)
+def test_cloud_settings_need_onprem_max(defaults, queue, refused, helm, tools_env, tmp_path,
+                                        gpupool_bin):
+    values = scaler_values(defaults, [dict(queue, name="q")])
+    p = render_text(helm, tools_env, tmp_path, values, check=False)
+    # What the scaler makes of the same settings, in the chart's order.
+    flags = {"onpremMax": "--onprem-max", "cloudWarmup": "--cloud-warmup",
+             "cloudMax": "--cloud-max", "cloudCost": "--cloud-cost"}
+    ready = tmp_path / "no-such-dir" / "ready"
+    argv = [gpupool_bin, "scaler", "--url=http://127.0.0.1:9", "--user=u", "--http=127.0.0.1:0",
+            "--grpc=off", "--ready-file=%s" % ready]
+    for where in (defaults, None, queue):
+        if where is None:
+            argv.append("--queue=q")
+            continue
+        argv += ["%s=%s" % (flags[k], where[k]) for k in flags if k in where]
+    daemon = subprocess.run(argv, capture_output=True, text=True, timeout=30,
+                            env={"PATH": "/usr/bin:/bin", "GPUPOOL_RABBITMQ_PASSWORD": "x"})
+    if refused:
+        assert p.returncode != 0, p.stdout
+        assert "needs onpremMax" in p.stderr and "scaler.queues[q]." in p.stderr, p.stderr
+        assert daemon.returncode == 2, daemon.stderr
+        assert "without --onprem-max" in daemon.stderr, daemon.stderr
+    else:
+        assert p.returncode == 0, p.stderr
+        # Past every check of its arguments: it stops only at its ready file
+        # (in a directory that does not exist, so that it stops at once).
+        assert daemon.returncode == 1 and "cannot write %s" % ready in daemon.stderr, \
+            (argv, daemon.returncode, daemon.stderr)
+
+
+def test_scaler_numbers_render_as_the_parser_reads_them(helm, tools_env, tmp_path):
+    """Numbers in values files are floats to Helm: whole ones must not
+    print as 1e+06, which no integer option takes."""
+    docs = render(helm, tools_env, tmp_path, scaler_values(
+        {"maxReplicas": 1000000, "target": 1.0, "cloudCost": 3},
+        [{"name": "q", "onpremMax": 999999, "cloudMax": 1000000, "headroom": 0.25,
+          "minReplicas": 0}]))
+    args = scaler_args(docs)
+    q = args.index("--queue=q")
+    # (warmup: the chart's default, merged in by Helm)
+    assert args[q - 4:q] == ["--target=1", "--warmup=60s", "--max-replicas=1000000",
+                             "--cloud-cost=3"]
+    assert args[q + 1:] == ["--headroom=0.25", "--min-replicas=0", "--onprem-max=999999",
+                            "--cloud-max=1000000"]
 
 
 # --- kubectl apply --dry-run=client -----------------------------------------------
@@ -471,6 +560,64 @@ def test_every_flag_is_known(sub, gpupool_bin, default_docs, full_docs):
         argv = [gpupool_bin, sub] + [a.replace("$(NODE_NAME)", "node-1") for a in args] + ["--help"]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, "%s: %s\n%s" % (where, " ".join(argv[1:]), p.stderr)
+
+
+class SteadyQueue(http.server.BaseHTTPRequestHandler):
+    """A RabbitMQ management API whose every queue holds 3 messages
+    unacked among 4 consumers, 2 published and acked a second."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        if not self.path.startswith("/api/queues/"):
+            return self.send_error(404)
+        body = json.dumps({"consumers": 4, "messages_ready": 0, "messages_unacknowledged": 3,
+                           "message_stats": {"publish_details": {"rate": 2.0},
+                                             "ack_details": {"rate": 2.0}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_scaler_serves_the_rendered_settings(full_docs, gpupool_bin, tmp_path):
+    """`gpupool scaler` started with the chart's arguments (all of its
+    checks, not only the option parser's), the password file, broker and
+    listen addresses swapped for local ones, serves each queue with the
+    settings of the values: FULL_VALUES' defaults and per-queue hybrid
+    bursting."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SteadyQueue)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    pw = tmp_path / "password"
+    pw.write_text("s3cret\n")
+    args = [("--password-file=%s" % pw) if a.startswith("--password-file=") else a
+            for a in scaler_args(full_docs)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUPOOL_RABBITMQ_")}
+    s = ScalerProcess(args + ["--url=http://127.0.0.1:%d" % srv.server_address[1],
+                              "--interval=100ms", "--http=127.0.0.1:0", "--grpc=127.0.0.1:0"],
+                      env, str(tmp_path), "scaler")
+    try:
+        def current(vhost, name):
+            st, doc = s.queue(name, vhost)
+            return doc if st == 200 and doc["forecast"]["samples"] >= 2 else None
+        doc = until("inference polled", lambda: current("%2F", "inference"))
+        assert (doc["target"], doc["prefetch"], doc["warmup_s"]) == (0.7, 4, 90.0)
+        assert doc["pools"]["onprem"]["max"] == 8
+        cloud = doc["pools"]["cloud"]
+        assert (cloud["max"], cloud["warmup_s"], cloud["cost_factor"]) == (30, 240.0, 2.5)
+        doc = until("embeddings polled", lambda: current("batch", "embeddings"))
+        assert (doc["target"], doc["prefetch"], doc["warmup_s"]) == (0.8, 16, 90.0)
+        assert "pools" not in doc  # the cloud defaults alone split nothing
+        # headroom 0 there: the 3 busy slots alone, over 0.8 x 16 per replica.
+        assert doc["forecast"]["demand_slots"] == 3.0 and doc["desired_replicas"] == 1
+    finally:
+        rc = s.stop()
+        srv.shutdown()
+        srv.server_close()
+    assert rc == 0, s.log_text[-4000:]
 
 
 # --- what each part needs -------------------------------------------------------------
