@@ -204,7 +204,7 @@ $(B)/tests/fuzz/%: tests/fuzz/%.c tests/fuzz/replay.c $(PARTS) | $(DEPS_OK)
 	$(CC) $(TEST_CFLAGS) -o $@ $< tests/fuzz/replay.c $(PARTS) $(DAEMON_LIBS) $(LDLIBS)
 
 TEST_BINS = $(UNIT_BIN) $(ITEST_BIN) $(FUZZ_BIN)
-test: all $(TEST_BINS)
+test: all $(TEST_BINS) $(B)/bench/autoscale
 	@GP_BUILD=$(B) GP_SAN="$(SAN)" tests/run
 
 check:

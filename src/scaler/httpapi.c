@@ -51,7 +51,7 @@ static json_t *queue_json(const struct gp_poller_snap *s)
 	doc = json_pack(
 		"{s:s,s:s,s:f,s:f,s:I,s:f,s:i,s:f,"
 		"s:{s:I,s:I,s:I,s:f,s:f,s:f,s:f,s:f},"
-		"s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:I,s:o},s:f}",
+		"s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:i,s:I,s:o},s:f}",
 		"vhost", s->queue->vhost, "queue", s->queue->name, "saturation", fc->saturation,
 		"forecast_saturation", fc->forecast_saturation, "desired_replicas",
 		(json_int_t)fc->desired_replicas, "target", s->queue->forecast.target, "prefetch",
@@ -64,7 +64,8 @@ static json_t *queue_json(const struct gp_poller_snap *s)
 		"forecast",
 		"arrival_rate", fc->arrival_rate, "arrival_trend", fc->arrival_trend,
 		"arrival_forecast", fc->arrival_forecast, "service_rate", fc->service_rate,
-		"holding_s", fc->holding_s, "demand_slots", fc->demand_slots, "capacity_slots",
+		"holding_s", fc->holding_s, "demand_slots", fc->demand_slots, "headroom_slots",
+		fc->headroom_slots, "headroom_sigma", s->queue->forecast.headroom_sigma, "capacity_slots",
 		fc->capacity_slots, "replicas", (int)fc->replicas, "samples",
 		(json_int_t)fc->samples, "flags", flags,
 		"polled_at", (double)s->ok_wall_ns / 1e9);
