@@ -1678,30 +1678,43 @@ static int opt_double(const char *name, const char *arg, double lo, double hi, d
 	return 0;
 }
 
-/* A comma-separated list of numbers within [lo, hi]. */
-static int opt_list(const char *name, const char *arg, double lo, double hi, double *out,
-		    size_t *n)
+/* Split a comma-separated list into at most MAX_LIST items, in `buf`.
+ * Returns the count, or -1 after naming the option. */
+static int split_list(const char *opt, const char *arg, char buf[256], char *items[MAX_LIST])
 {
-	char buf[256], *save = NULL, *tok;
+	char *save = NULL, *tok;
+	int n = 0;
 
-	if (strlen(arg) >= sizeof buf) {
-		fprintf(stderr, "autoscale: --%s: list too long\n", name);
+	if (strlen(arg) >= 256) {
+		fprintf(stderr, "autoscale: --%s: list too long\n", opt);
 		return -1;
 	}
 	strcpy(buf, arg);
-	*n = 0;
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (*n == MAX_LIST) {
-			fprintf(stderr, "autoscale: --%s: at most %d values\n", name, MAX_LIST);
+		if (n == MAX_LIST) {
+			fprintf(stderr, "autoscale: --%s: at most %d values\n", opt, MAX_LIST);
 			return -1;
 		}
-		if (opt_double(name, tok, lo, hi, &out[(*n)++]))
-			return -1;
+		items[n++] = tok;
 	}
-	if (*n == 0) {
-		fprintf(stderr, "autoscale: --%s: empty list\n", name);
+	if (n == 0)
+		fprintf(stderr, "autoscale: --%s: empty list\n", opt);
+	return n ? n : -1;
+}
+
+/* A comma-separated list of numbers within [lo, hi]. */
+static int opt_list(const char *opt, const char *arg, double lo, double hi, double *out,
+		    size_t *n)
+{
+	char buf[256], *items[MAX_LIST];
+	int k = split_list(opt, arg, buf, items);
+
+	if (k < 0)
 		return -1;
-	}
+	for (int i = 0; i < k; i++)
+		if (opt_double(opt, items[i], lo, hi, &out[i]))
+			return -1;
+	*n = (size_t)k;
 	return 0;
 }
 
@@ -1709,30 +1722,24 @@ static int opt_list(const char *name, const char *arg, double lo, double hi, dou
 static int opt_names(const char *opt, const char *arg, const char *const *names, size_t nnames,
 		     unsigned *out)
 {
-	char buf[256], *save = NULL, *tok;
+	char buf[256], *items[MAX_LIST];
+	int k = split_list(opt, arg, buf, items);
 
-	if (strlen(arg) >= sizeof buf) {
-		fprintf(stderr, "autoscale: --%s: list too long\n", opt);
+	if (k < 0)
 		return -1;
-	}
-	strcpy(buf, arg);
 	*out = 0;
-	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		size_t i = 0;
-		while (i < nnames && strcmp(names[i], tok) != 0)
-			i++;
-		if (i == nnames) {
-			fprintf(stderr, "autoscale: --%s: unknown '%s'; one of:", opt, tok);
-			for (i = 0; i < nnames; i++)
-				fprintf(stderr, " %s", names[i]);
+	for (int i = 0; i < k; i++) {
+		size_t j = 0;
+		while (j < nnames && strcmp(names[j], items[i]) != 0)
+			j++;
+		if (j == nnames) {
+			fprintf(stderr, "autoscale: --%s: unknown '%s'; one of:", opt, items[i]);
+			for (j = 0; j < nnames; j++)
+				fprintf(stderr, " %s", names[j]);
 			fputc('\n', stderr);
 			return -1;
 		}
-		*out |= 1u << i;
-	}
-	if (!*out) {
-		fprintf(stderr, "autoscale: --%s: empty list\n", opt);
-		return -1;
+		*out |= 1u << j;
 	}
 	return 0;
 }

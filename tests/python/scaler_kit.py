@@ -1,6 +1,8 @@
 """scaler_kit.py - what the `gpupool scaler` tests share: where the binary
 is, polling until something holds, the KEDA stubs protoc generates, and the
 daemon under test (started, asked over HTTP, stopped)."""
+import contextlib
+import http.server
 import json
 import os
 import shutil
@@ -8,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -18,6 +21,23 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, os.environ.get("GP_BUILD", "build"))
 GPUPOOL = os.path.join(BUILD, "gpupool")
+
+
+@contextlib.contextmanager
+def standin_server(handler, before_stop=None):
+    """Serve `handler` (a stand-in for RabbitMQ's management API) on a free
+    loopback port; yields its URL and stops it on exit, after calling
+    before_stop (to release handlers that are made to hang)."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield "http://127.0.0.1:%d" % srv.server_address[1]
+    finally:
+        if before_stop:
+            before_stop()
+        srv.shutdown()
+        srv.server_close()
 
 
 def until(what, fn, limit=15, every=0.05):

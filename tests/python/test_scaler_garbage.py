@@ -23,7 +23,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from scaler_kit import GPUPOOL, ROOT, ScalerProcess, stubs, until  # noqa: F401 (stubs)
+from scaler_kit import (GPUPOOL, ROOT, ScalerProcess, standin_server, stubs,  # noqa: F401 (stubs)
+                        until)
 
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "scaler")
 USER, PASSWORD = "keda", "pa:ss w0rd"
@@ -86,16 +87,8 @@ class StandIn(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def standin():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield "http://127.0.0.1:%d" % srv.server_address[1]
-    finally:
-        StandIn.release.set()
-        srv.shutdown()
-        srv.server_close()
+    with standin_server(StandIn, before_stop=StandIn.release.set) as url:
+        yield url
 
 
 class Scaler(ScalerProcess):

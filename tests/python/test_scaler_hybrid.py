@@ -22,11 +22,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 import urllib.parse
 
 import pytest
-from scaler_kit import GPUPOOL, ROOT, ScalerProcess, stubs, until  # noqa: F401 (stubs)
+from scaler_kit import (GPUPOOL, ROOT, ScalerProcess, standin_server, stubs,  # noqa: F401 (stubs)
+                        until)
 
 grpc = pytest.importorskip("grpc")
 
@@ -75,15 +75,8 @@ class StandIn(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def standin():
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), StandIn)
-    srv.daemon_threads = True
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield "http://127.0.0.1:%d" % srv.server_address[1]
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    with standin_server(StandIn) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
