@@ -44,6 +44,7 @@ NET_SRC := $(wildcard src/net/*.c)
 PLACE_SRC := $(wildcard src/place/*.c)
 SCHED_SRC := $(wildcard src/sched/*.c)
 SCALER_SRC := $(wildcard src/scaler/*.c)
+SWAP_SRC := $(wildcard src/swap/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
 # proto/X.proto -> $(B)/gen/X.pb-c.{c,h} (protobuf-c), linked into libgpnet.a
 PROTO := $(wildcard proto/*.proto)
@@ -61,15 +62,16 @@ NET_OBJ := $(call obj,$(NET_SRC)) $(GEN_OBJ)
 PLACE_OBJ := $(call obj,$(PLACE_SRC))
 SCHED_OBJ := $(call obj,$(SCHED_SRC))
 SCALER_OBJ := $(call obj,$(SCALER_SRC))
+SWAP_OBJ := $(call obj,$(SWAP_SRC))
 AGENT_OBJ := $(call obj,$(AGENT_SRC))
 # Internal archives, most dependent first (the order the linker needs).
 # Programs link APP_PARTS; libgphook.a defines the driver's own symbols
 # (cuMemAlloc_v2, ...), so only the tests of its internals may link it:
 # anywhere else it would silently take the place of the driver.
-APP_PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpplace.a $(B)/libgpscaler.a \
-	$(B)/libgpnet.a $(B)/libgpcommon.a
-PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpplace.a $(B)/libgpscaler.a \
-	$(B)/libgpnet.a $(B)/libgphook.a $(B)/libgpcommon.a
+APP_PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpplace.a $(B)/libgpswap.a \
+	$(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgpcommon.a
+PARTS := $(B)/libgpagent.a $(B)/libgpsched.a $(B)/libgpplace.a $(B)/libgpswap.a \
+	$(B)/libgpscaler.a $(B)/libgpnet.a $(B)/libgphook.a $(B)/libgpcommon.a
 
 HOOK_LIB := $(B)/libgpupool.so
 SIM_CUDA := $(B)/sim/libcuda.so.1
@@ -128,6 +130,9 @@ $(B)/libgpscaler.a: $(SCALER_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 $(B)/libgpagent.a: $(AGENT_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+$(B)/libgpswap.a: $(SWAP_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
