@@ -9,6 +9,7 @@ enum { GP_EXIT_OK = 0, GP_EXIT_FAIL = 1, GP_EXIT_USAGE = 2 };
 typedef int (*gp_cli_fn)(int argc, char **argv);
 
 int gp_cli_agent(int argc, char **argv);
+int gp_cli_engine(int argc, char **argv);
 int gp_cli_run(int argc, char **argv);
 int gp_cli_top(int argc, char **argv);
 int gp_cli_scaler(int argc, char **argv);

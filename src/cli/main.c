@@ -20,6 +20,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{"agent", gp_cli_agent, "node agent: GPUs, tenants, metrics, node state, idle pods"},
+	{"engine", gp_cli_engine, "model-serving data plane: load weights onto a GPU on request"},
 	{"run", gp_cli_run, "run a program under a GPU memory budget"},
 	{"scaler", gp_cli_scaler, "KEDA adapter: RabbitMQ consumer saturation and its forecast"},
 	{"sched", gp_cli_sched, "kube-scheduler extender: fragmentation-aware vGPU placement"},
