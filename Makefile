@@ -29,7 +29,7 @@ LDLIBS := -ldl -lpthread
 # what a program does not use.  libevent_openssl and OpenSSL: the webhook's
 # HTTPS.
 DAEMON_LIBS := -Wl,--as-needed -levent_openssl -levent -lssl -lcrypto -ljansson -lyaml -lcurl \
-	-lnghttp2 -lprotobuf-c -lm
+	-lnghttp2 -lprotobuf-c -lrabbitmq -lm
 
 obj = $(patsubst src/%.c,$(B)/obj/%.o,$(patsubst src/%.S,$(B)/obj/%.o,$(1)))
 

@@ -1,5 +1,6 @@
 /* engine.c - `gpupool engine`: the command line of the model-serving data
  * plane (src/swap/engine.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -34,6 +35,16 @@ static const char help[] =
 	"      --sim               use the simulated GPUs (build/sim)\n"
 	"      --lib PATH          the driver library (default libcuda.so.1)\n"
 	"      --ready-file PATH   once listening, write {\"pid\":..,\"http_port\":..}\n"
+	"\n"
+	"serving (a load naming a \"queue\" consumes it while the model is loaded):\n"
+	"      --amqp HOST:PORT    the RabbitMQ broker (default: none, no serving)\n"
+	"      --amqp-user NAME    (default guest)\n"
+	"      --amqp-password-file FILE   (default: the password guest)\n"
+	"      --amqp-vhost VHOST  (default /)\n"
+	"      --prefetch N        each consumer's prefetch, 1-1000 (default 1)\n"
+	"      --svc-base S, --svc-prefill S, --svc-decode S\n"
+	"                          service time = base + prefill x context tokens +\n"
+	"                          decode x generated tokens (0.05, 0.0001, 0.012)\n"
 	"  -v, --verbose           log at info\n"
 	"  -h, --help              this text\n";
 
@@ -46,10 +57,18 @@ int gp_cli_engine(int argc, char **argv)
 		{"verify", no_argument, NULL, 'V'},           {"sim", no_argument, NULL, 'S'},
 		{"lib", required_argument, NULL, 'l'},        {"ready-file", required_argument, NULL, 'r'},
 		{"verbose", no_argument, NULL, 'v'},          {"help", no_argument, NULL, 'h'},
+		{"amqp", required_argument, NULL, 'A'},       {"amqp-user", required_argument, NULL, 'U'},
+		{"amqp-password-file", required_argument, NULL, 'P'},
+		{"amqp-vhost", required_argument, NULL, 'H'}, {"prefetch", required_argument, NULL, 'p'},
+		{"svc-base", required_argument, NULL, 'B'},   {"svc-prefill", required_argument, NULL, 'F'},
+		{"svc-decode", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
-	struct gp_engine_config c = {.listen = "127.0.0.1:8090"};
-	static char simlib[PATH_MAX + 16];
+	struct gp_engine_config c = {.listen = "127.0.0.1:8090", .amqp_user = "guest",
+				     .amqp_password = "guest", .amqp_vhost = "/", .prefetch = 1,
+				     .svc_base = 0.05, .svc_prefill = 0.0001, .svc_decode = 0.012};
+	static char simlib[PATH_MAX + 16], host[256], password[256];
+	const char *password_file = NULL;
 	int sim = 0, verbose = 0, opt;
 	uint64_t v;
 
@@ -86,6 +105,37 @@ int gp_cli_engine(int argc, char **argv)
 				return gp_cli_usage_error("engine", "--streams '%s': want 1-16", optarg);
 			c.streams = (unsigned)v;
 			break;
+		case 'A': {
+			const char *colon = strrchr(optarg, ':');
+			if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof host ||
+			    gp_parse_u64(colon + 1, &v) || v < 1 || v > 65535)
+				return gp_cli_usage_error("engine", "--amqp '%s': want HOST:PORT",
+							  optarg);
+			snprintf(host, sizeof host, "%.*s", (int)(colon - optarg), optarg);
+			c.amqp_host = host;
+			c.amqp_port = (int)v;
+			break;
+		}
+		case 'U': c.amqp_user = optarg; break;
+		case 'P': password_file = optarg; break;
+		case 'H': c.amqp_vhost = optarg; break;
+		case 'p':
+			if (gp_parse_u64(optarg, &v) || v < 1 || v > 1000)
+				return gp_cli_usage_error("engine", "--prefetch '%s': want 1-1000", optarg);
+			c.prefetch = (unsigned)v;
+			break;
+		case 'B':
+		case 'F':
+		case 'D': {
+			char *end;
+			double d = strtod(optarg, &end);
+			if (end == optarg || *end || !(d >= 0 && d <= 3600))
+				return gp_cli_usage_error("engine", "--%s '%s': want seconds from 0 "
+							  "to 3600", opt == 'B' ? "svc-base"
+							  : opt == 'F' ? "svc-prefill" : "svc-decode", optarg);
+			*(opt == 'B' ? &c.svc_base : opt == 'F' ? &c.svc_prefill : &c.svc_decode) = d;
+			break;
+		}
 		default:
 			return gp_cli_usage_error("engine", "unknown or incomplete option '%s' (see "
 					"--help)", argv[optind - 1]);
@@ -97,6 +147,20 @@ int gp_cli_engine(int argc, char **argv)
 		return gp_cli_usage_error("engine", "--models-dir is required");
 	if (sim && c.lib)
 		return gp_cli_usage_error("engine", "--sim and --lib name two drivers");
+	if (password_file) {
+		FILE *f = fopen(password_file, "r");
+		size_t n = f ? fread(password, 1, sizeof password - 1, f) : 0;
+		if (!f) {
+			fprintf(stderr, "gpupool engine: --amqp-password-file %s: %s\n", password_file,
+				strerror(errno));
+			return GP_EXIT_FAIL;
+		}
+		fclose(f);
+		password[n] = '\0';
+		if (n && password[n - 1] == '\n')
+			password[n - 1] = '\0';
+		c.amqp_password = password;
+	}
 	gp_log_setup(verbose ? GP_LOG_INFO : GP_LOG_WARN, "engine");
 	if (sim) {
 		char dir[PATH_MAX];

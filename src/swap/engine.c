@@ -21,6 +21,7 @@
 #include "swap/hostcache.h"
 #include "swap/loader.h"
 #include "swap/safetensors.h"
+#include "swap/serve.h"
 
 #define MAX_MODELS 256u
 #define MAX_NAME 128u
@@ -40,6 +41,8 @@ struct model {
 	double seconds;         /* of the last load */
 	CUdeviceptr dptr;
 	char error[512];
+	char queue[256];        /* to serve once loaded, or "" */
+	struct gp_serve *serve; /* the consumer while loaded */
 };
 
 struct engine {
@@ -61,6 +64,7 @@ struct job {
 	char name[MAX_NAME + 1];
 	char path[PATH_MAX];
 	uint64_t want_bytes;     /* 0: any */
+	struct gp_serve *stop;   /* a stop job: the consumer to stop */
 };
 
 static int name_ok(const char *s)
@@ -152,7 +156,38 @@ out:
 	gp_safetensors_free(st);
 }
 
+/* Loop thread, after a load: a loaded model with a queue starts serving. */
 static void load_done(void *arg)
+{
+	struct job *j = arg;
+	struct engine *e = j->e;
+	struct model *m = &e->m[j->i];
+	const struct gp_engine_config *c = e->c;
+
+	pthread_mutex_lock(&e->lock);
+	if (m->st == M_LOADED && m->queue[0] && c->amqp_host && !m->serve) {
+		struct gp_serve_config sc = {
+			.host = c->amqp_host, .port = c->amqp_port, .user = c->amqp_user,
+			.password = c->amqp_password, .vhost = c->amqp_vhost,
+			.prefetch = c->prefetch ? c->prefetch : 1, .base_s = c->svc_base,
+			.prefill_s = c->svc_prefill, .decode_s = c->svc_decode,
+		};
+		if (gp_serve_start(&m->serve, &sc, m->queue) != 0)
+			gp_warn("%s: cannot start serving queue %s", m->name, m->queue);
+	}
+	pthread_mutex_unlock(&e->lock);
+	free(j);
+}
+
+/* Worker thread: stop a consumer, which finishes the message in hand. */
+static void stop_run(void *arg)
+{
+	struct job *j = arg;
+
+	gp_serve_stop(j->stop);
+}
+
+static void stop_done(void *arg)
 {
 	free(arg);
 }
@@ -174,7 +209,7 @@ static void post_load(struct gp_http_req *rq, void *arg)
 	struct engine *e = arg;
 	char name[MAX_NAME + 2], why[256], real[PATH_MAX];
 	const char *seg = gp_http_segment(rq, 2, name, sizeof name);
-	json_t *body = NULL, *w, *b;
+	json_t *body = NULL, *w, *b, *q;
 	struct job *j;
 	long i;
 	int rc;
@@ -189,8 +224,11 @@ static void post_load(struct gp_http_req *rq, void *arg)
 	}
 	w = json_object_get(body, "weights");
 	b = json_object_get(body, "bytes");
-	if (!json_is_string(w) || (b && (!json_is_integer(b) || json_integer_value(b) <= 0))) {
-		gp_http_reply_error(rq, 400, "want {\"weights\": PATH[, \"bytes\": N > 0]}");
+	q = json_object_get(body, "queue");
+	if (!json_is_string(w) || (b && (!json_is_integer(b) || json_integer_value(b) <= 0)) ||
+	    (q && (!json_is_string(q) || !json_string_length(q) || json_string_length(q) > 255))) {
+		gp_http_reply_error(rq, 400, "want {\"weights\": PATH[, \"bytes\": N > 0]"
+				    "[, \"queue\": NAME]}");
 		goto out;
 	}
 	if ((rc = weights_path(e, json_string_value(w), real))) {
@@ -226,6 +264,7 @@ static void post_load(struct gp_http_req *rq, void *arg)
 	}
 	e->m[i].st = M_LOADING;
 	snprintf(e->m[i].path, sizeof e->m[i].path, "%s", real);
+	snprintf(e->m[i].queue, sizeof e->m[i].queue, "%s", q ? json_string_value(q) : "");
 	*j = (struct job){.e = e, .i = (size_t)i,
 			  .want_bytes = b ? (uint64_t)json_integer_value(b) : 0};
 	strcpy(j->name, seg);
@@ -261,6 +300,19 @@ static void post_unload(struct gp_http_req *rq, void *arg)
 		pthread_mutex_unlock(&e->lock);
 		gp_http_reply_error(rq, 409, "%s is loading; unload it once it is loaded", seg);
 		return;
+	}
+	if (i >= 0 && e->m[i].serve) {
+		/* Its message in hand takes up to a request's service time: stop
+		 * it on the worker, not on the loop. */
+		struct job *j = calloc(1, sizeof *j);
+		if (!j || (j->e = e, j->stop = e->m[i].serve,
+			   gp_work_submit(e->work, stop_run, stop_done, j) != 0)) {
+			free(j);
+			pthread_mutex_unlock(&e->lock);
+			gp_http_reply_error(rq, 503, "cannot stop %s's consumer now", seg);
+			return;
+		}
+		e->m[i].serve = NULL;
 	}
 	if (i >= 0 && e->m[i].st == M_LOADED) {
 		e->cu.cuMemFree_v2(e->m[i].dptr);
@@ -306,6 +358,15 @@ static void get_models(struct gp_http_req *rq, void *arg)
 		}
 		if (m->st == M_FAILED)
 			json_object_set_new(o, "error", json_string(m->error));
+		if (m->queue[0])
+			json_object_set_new(o, "queue", json_string(m->queue));
+		if (m->serve) {
+			struct gp_serve_stats ss;
+			gp_serve_stats(m->serve, &ss);
+			json_object_set_new(o, "served", json_integer((json_int_t)ss.served));
+			json_object_set_new(o, "rejected", json_integer((json_int_t)ss.rejected));
+			json_object_set_new(o, "connected", json_boolean(ss.connected));
+		}
 		json_array_append_new(arr, o);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -395,6 +456,8 @@ out:
 		unlink(c->ready_file);
 	gp_http_stop(http);
 	gp_work_free(e.work); /* waits for a load in progress */
+	for (size_t i = 0; i < e.n; i++)
+		gp_serve_stop(e.m[i].serve);
 	for (size_t i = 0; i < e.n; i++)
 		if (e.m[i].dptr)
 			e.cu.cuMemFree_v2(e.m[i].dptr);

@@ -4,14 +4,17 @@
  * through src/swap/adapter_gpupool.c.
  *
  * HTTP API (JSON):
- *   POST /v1/models/{name}/load    {"weights": PATH[, "bytes": N]}
+ *   POST /v1/models/{name}/load    {"weights": PATH[, "bytes": N][, "queue": Q]}
  *        202 {"state":"loading"}, or 200 {"state":"loaded"} when it is;
  *        PATH is a safetensors file under --models-dir; N, when given, must
- *        be its data size.  The load runs on a worker thread.
+ *        be its data size; with Q and --amqp, the loaded model serves the
+ *        requests of RabbitMQ queue Q (src/swap/serve.h) until unloaded.
+ *        The load runs on a worker thread.
  *   POST /v1/models/{name}/unload  200 {"state":"unloaded"}; the weights
  *        stay in the host cache for the next load; 409 while loading
  *   GET  /v1/models   {"models":[{"name","state":"loading|loaded|unloaded|failed",
- *        "bytes","loaded_bytes","checksum"?,"seconds","from_cache","error"?}]}
+ *        "bytes","loaded_bytes","checksum"?,"seconds","from_cache","error"?,
+ *        "queue"?,"served"?,"connected"?}]}
  *   GET  /healthz     {"status":"ok"}
  */
 #ifndef GP_SWAP_ENGINE_H
@@ -30,6 +33,13 @@ struct gp_engine_config {
 	unsigned streams;        /* loader streams; 0: default */
 	int verify;              /* checksum every load (costs a CPU pass) */
 	const char *ready_file;  /* {"pid","http_port"} once listening */
+	/* Serving queues: the broker (NULL: loads ignore "queue") and the
+	 * service-time model of src/swap/serve.h. */
+	const char *amqp_host;
+	int amqp_port;
+	const char *amqp_user, *amqp_password, *amqp_vhost;
+	unsigned prefetch;
+	double svc_base, svc_prefill, svc_decode;
 };
 
 /* Run until SIGTERM/SIGINT.  Returns 0, or -errno after logging why it

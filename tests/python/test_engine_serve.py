@@ -1,0 +1,125 @@
+"""test_engine_serve.py - `gpupool engine --sim --amqp`: a loaded model that
+names a queue consumes it from a real RabbitMQ on loopback (manual acks,
+one message at a time), rejects what is not a request, stops consuming when
+unloaded (messages then wait in the queue) and resumes when loaded again."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+
+from scaler_kit import GPUPOOL, until
+from test_engine import call, model, settled, write_model
+from test_scaler_broker import RABBITMQ_SERVER, Broker
+
+pika = pytest.importorskip("pika")
+
+
+@pytest.fixture(scope="module")
+def broker():
+    if not os.path.exists(RABBITMQ_SERVER) or not shutil.which("epmd"):
+        pytest.skip("rabbitmq-server is not installed (scripts/install-deps)")
+    tmp = tempfile.mkdtemp(prefix="broker-", dir=os.environ.get("TMPDIR"))
+    b = Broker(tmp)
+    try:
+        b.wait_ready()
+        yield b
+    finally:
+        b.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def engine(broker):
+    tmp = tempfile.mkdtemp(prefix="engine-", dir=os.environ.get("TMPDIR"))
+    models = os.path.join(tmp, "models")
+    os.mkdir(models)
+    ready = os.path.join(tmp, "ready")
+    pw = os.path.join(tmp, "pw")
+    with open(pw, "w") as f:
+        f.write("guest\n")
+    env = dict(os.environ, GPUPOOL_SIM_STATE=os.path.join(tmp, "sim.state"))
+    log = open(os.path.join(tmp, "log"), "w+")
+    proc = subprocess.Popen([GPUPOOL, "engine", "--sim", "--models-dir", models, "--listen",
+                             "127.0.0.1:0", "--ready-file", ready, "--amqp",
+                             "127.0.0.1:%d" % broker.amqp, "--amqp-password-file", pw,
+                             "--svc-base", "0.01", "--svc-prefill", "0", "--svc-decode",
+                             "0.001", "-v"], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def is_ready():
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail("gpupool engine exited with %s:\n%s" % (proc.returncode, log.read()))
+        with open(ready) as f:
+            return json.load(f)
+
+    try:
+        port = until("the engine's ready file", is_ready)["http_port"]
+        yield {"url": "http://127.0.0.1:%d" % port, "models": models}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            log.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def channel(broker):
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        host="127.0.0.1", port=broker.amqp, credentials=pika.PlainCredentials("guest", "guest")))
+    try:
+        yield conn.channel()
+    finally:
+        conn.close()
+
+
+def publish(ch, queue, bodies):
+    for b in bodies:
+        ch.basic_publish(exchange="", routing_key=queue, body=b)
+
+
+def waiting(ch, queue):
+    return ch.queue_declare(queue=queue, passive=True).method.message_count
+
+
+def test_serves_its_queue_while_loaded(engine, channel):
+    channel.queue_declare(queue="m1")
+    requests = [json.dumps({"context_tokens": 10, "generated_tokens": 5}).encode()] * 20
+    publish(channel, "m1", requests + [b"not a request", b'{"generated_tokens": -1}'])
+    path = os.path.join(engine["models"], "m1.safetensors")
+    write_model(path, 4096, 1)
+    assert call(engine, "POST", "/v1/models/m1/load", {"weights": path, "queue": "m1"})[0] == 202
+    assert settled(engine, "m1")["state"] == "loaded"
+    m = until("m1 to serve its queue",
+              lambda: (lambda x: x if x.get("served") == 20 and x.get("rejected") == 2 else None)(
+                  model(engine, "m1")), limit=30)
+    assert m["queue"] == "m1" and m["connected"] is True
+    until("m1's queue to be empty", lambda: waiting(channel, "m1") == 0)
+
+    # Unloaded: the consumer goes, and new requests wait in the queue.
+    assert call(engine, "POST", "/v1/models/m1/unload")[0] == 200
+    until("m1's consumer to go",
+          lambda: channel.queue_declare(queue="m1", passive=True).method.consumer_count == 0)
+    publish(channel, "m1", requests[:5])
+    until("5 requests waiting", lambda: waiting(channel, "m1") == 5)
+    assert "served" not in model(engine, "m1")
+
+    # Loaded again: it resumes.
+    assert call(engine, "POST", "/v1/models/m1/load", {"weights": path, "queue": "m1"})[0] in (200, 202)
+    until("m1 to drain its queue again",
+          lambda: (model(engine, "m1") or {}).get("served") == 5, limit=30)
+    assert waiting(channel, "m1") == 0
+
+
+def test_a_queue_too_long_a_name_is_refused(engine):
+    path = os.path.join(engine["models"], "m2.safetensors")
+    write_model(path, 64, 2)
+    st, doc = call(engine, "POST", "/v1/models/m2/load", {"weights": path, "queue": "q" * 256})
+    assert st == 400
