@@ -39,12 +39,12 @@ const char *gp_swap_state_name(enum gp_swap_state s)
 	return state_names[s];
 }
 
-long gp__swap_query_ms(const struct gp_swap_engine *e)
+long gp__swap_query_ms(const struct gp_swap_engine_ref *e)
 {
 	return e->query_timeout_ms > 0 ? e->query_timeout_ms : GP_SWAP_QUERY_TIMEOUT_MS;
 }
 
-long gp__swap_op_ms(const struct gp_swap_engine *e)
+long gp__swap_op_ms(const struct gp_swap_engine_ref *e)
 {
 	return e->op_timeout_ms > 0 ? e->op_timeout_ms : GP_SWAP_OP_TIMEOUT_MS;
 }
@@ -59,7 +59,7 @@ static int printable(const char *s, size_t len)
 	return 1;
 }
 
-int gp__swap_check(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
+int gp__swap_check(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m, char *err,
 		   size_t n)
 {
 	const char *kind = e && e->kind ? e->kind : "engine";
@@ -90,7 +90,7 @@ int gp__swap_check(const struct gp_swap_engine *e, const struct gp_swap_model *m
 	return 0;
 }
 
-int gp__swap_url(char *url, const struct gp_swap_engine *e, const char *path, const char *name,
+int gp__swap_url(char *url, const struct gp_swap_engine_ref *e, const char *path, const char *name,
 		 char *err, size_t n)
 {
 	static const char token[] = "{name}";

@@ -84,7 +84,7 @@ enum gp_swap_state {
 };
 
 /* One engine, as the controller knows it.  Borrowed strings. */
-struct gp_swap_engine {
+struct gp_swap_engine_ref {
 	const char *kind;     /* "vllm", "triton", "gpupool" */
 	const char *endpoint; /* base URL, "http://10.0.0.5:8000" (a trailing
 	                         slash is fine); vllm: the model's own server */
@@ -93,12 +93,15 @@ struct gp_swap_engine {
 };
 
 /* The model an operation is about.  Borrowed strings. */
-struct gp_swap_model {
+struct gp_swap_model_ref {
 	const char *name;     /* the engine's name for it, 1..GP_SWAP_NAME_MAX
 	                         bytes, no control characters (vllm: only
 	                         named in messages) */
 	const char *weights;  /* gpupool: path of the weights; others: unused */
 	uint64_t bytes;       /* gpupool: their size; others: unused */
+	const char *queue;    /* gpupool: the RabbitMQ queue the loaded model
+	                         serves, or NULL; others: unused (a vLLM or
+	                         Triton server's clients are its own) */
 };
 
 /* An engine kind's operations.  Each returns 0 or a negative errno and,
@@ -108,16 +111,16 @@ struct gp_swap_adapter {
 	const char *kind; /* the gp_swap_engine.kind it serves */
 	/* Bring the model onto the engine's GPU (see above for when it
 	 * returns). */
-	int (*load)(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
+	int (*load)(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m, char *err,
 		    size_t n);
 	/* Take it off, freeing its GPU memory. */
-	int (*unload)(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
+	int (*unload)(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m, char *err,
 		      size_t n);
 	/* Where it is now, into *out (GP_SWAP_UNKNOWN on an error). */
-	int (*state)(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+	int (*state)(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		     enum gp_swap_state *out, char *err, size_t n);
 	/* Whether the engine is up and able to take orders. */
-	int (*health)(const struct gp_swap_engine *e, char *err, size_t n);
+	int (*health)(const struct gp_swap_engine_ref *e, char *err, size_t n);
 };
 
 /* The adapter for an engine kind, or NULL if there is none. */

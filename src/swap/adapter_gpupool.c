@@ -1,6 +1,6 @@
 /* adapter_gpupool.c - gpupool's own engine (`gpupool engine`), through
  * the API adapter.h defines:
- *   POST /v1/models/{name}/load {"weights", "bytes"} -> 202 {"state":
+ *   POST /v1/models/{name}/load {"weights", "bytes"[, "queue"]} -> 202 {"state":
  *        "loading"} or 200 {"state": "loaded"}
  *   POST /v1/models/{name}/unload -> 200 {"state": "unloaded"}
  *   GET  /v1/models -> {"models": [{"name", "state", "bytes",
@@ -66,7 +66,7 @@ static int call(struct gp__swap_req *rq, json_t **doc, long *status, char *err, 
 	return 0;
 }
 
-static int gpupool_load(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int gpupool_load(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			char *err, size_t n)
 {
 	static const int accepted[] = {200, 202, 0};
@@ -87,7 +87,12 @@ static int gpupool_load(const struct gp_swap_engine *e, const struct gp_swap_mod
 	if ((rc = gp__swap_url(url, e, "/v1/models/{name}/load", m->name, err, n)))
 		return rc;
 	req = json_pack("{s:s,s:I}", "weights", m->weights, "bytes", (json_int_t)m->bytes);
-	if (!req) /* also a path that is not UTF-8 */
+	/* With a queue, the loaded model serves it (src/swap/serve.h). */
+	if (req && m->queue && json_object_set_new(req, "queue", json_string(m->queue)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	if (!req) /* also a path or queue that is not UTF-8 */
 		return gp_errf(err, n, -EINVAL, "%s: weights path of '%s' is not UTF-8", KIND,
 			       m->name);
 	body = json_dumps(req, JSON_COMPACT);
@@ -108,7 +113,7 @@ out:
 	return rc;
 }
 
-static int gpupool_unload(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int gpupool_unload(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			  char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX];
@@ -142,7 +147,7 @@ static int entry_ok(json_t *entry)
 	       (!sum || json_is_string(sum));
 }
 
-static int gpupool_state(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int gpupool_state(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			 enum gp_swap_state *out, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX], why[160];
@@ -183,7 +188,7 @@ out:
 	return rc;
 }
 
-static int gpupool_health(const struct gp_swap_engine *e, char *err, size_t n)
+static int gpupool_health(const struct gp_swap_engine_ref *e, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,

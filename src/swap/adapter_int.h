@@ -27,14 +27,14 @@ struct gp__swap_req {
 
 /* Check the engine (kind known, endpoint an http(s) URL that fits) and,
  * when m is not NULL, the model name.  0 or -EINVAL with err. */
-int gp__swap_check(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
+int gp__swap_check(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m, char *err,
 		   size_t n) __attribute__((warn_unused_result));
 
 /* Write endpoint + path into url (GP_SWAP_URL_MAX bytes): the endpoint
  * without its trailing slashes, then path, in which each "%s" (at most
  * two) is `name` percent-encoded as a path segment.  0, -EINVAL (too
  * long) or -ENOMEM, with err. */
-int gp__swap_url(char *url, const struct gp_swap_engine *e, const char *path, const char *name,
+int gp__swap_url(char *url, const struct gp_swap_engine_ref *e, const char *path, const char *name,
 		 char *err, size_t n) __attribute__((warn_unused_result));
 
 /* Make the request.  0 with the answer in *resp (free it with
@@ -53,8 +53,8 @@ json_t *gp__swap_json(const struct gp__swap_req *rq, const struct gp_client_resp
 int gp__swap_bad_answer(const struct gp__swap_req *rq, char *err, size_t n, const char *what);
 
 /* The engines' time limits, defaults applied. */
-long gp__swap_query_ms(const struct gp_swap_engine *e);
-long gp__swap_op_ms(const struct gp_swap_engine *e);
+long gp__swap_query_ms(const struct gp_swap_engine_ref *e);
+long gp__swap_op_ms(const struct gp_swap_engine_ref *e);
 
 extern const struct gp_swap_adapter gp__swap_vllm;
 extern const struct gp_swap_adapter gp__swap_triton;

@@ -23,7 +23,7 @@
 
 /* POST a load or unload; the answer is 200 (the body, if any, says
  * nothing more). */
-static int control(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int control(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		   const char *path, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX];
@@ -40,13 +40,13 @@ static int control(const struct gp_swap_engine *e, const struct gp_swap_model *m
 	return 0;
 }
 
-static int triton_load(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
-		       size_t n)
+static int triton_load(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
+		       char *err, size_t n)
 {
 	return control(e, m, "/v2/repository/models/{name}/load", err, n);
 }
 
-static int triton_unload(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int triton_unload(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			 char *err, size_t n)
 {
 	return control(e, m, "/v2/repository/models/{name}/unload", err, n);
@@ -91,7 +91,7 @@ static int entry_state(json_t *entry, size_t *rank, enum gp_swap_state *out)
 }
 
 /* The model's state from the repository index. */
-static int from_index(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int from_index(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		      enum gp_swap_state *out, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX], why[160];
@@ -147,7 +147,7 @@ out:
 	return rc;
 }
 
-static int triton_state(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int triton_state(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			enum gp_swap_state *out, char *err, size_t n)
 {
 	static const int ready_or_not[] = {200, 400, 0};
@@ -173,7 +173,7 @@ static int triton_state(const struct gp_swap_engine *e, const struct gp_swap_mod
 	return from_index(e, m, out, err, n);
 }
 
-static int triton_health(const struct gp_swap_engine *e, char *err, size_t n)
+static int triton_health(const struct gp_swap_engine_ref *e, char *err, size_t n)
 {
 	static const int ready_or_not[] = {200, 400, 0};
 	char url[GP_SWAP_URL_MAX];

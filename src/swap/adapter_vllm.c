@@ -17,7 +17,7 @@
 	"is the server running with VLLM_SERVER_DEV_MODE=1 and --enable-sleep-mode?"
 
 /* POST an order with no body; the answer is 200 and nothing more. */
-static int order(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int order(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		 const char *path, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX];
@@ -34,19 +34,19 @@ static int order(const struct gp_swap_engine *e, const struct gp_swap_model *m,
 	return 0;
 }
 
-static int vllm_load(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
-		     size_t n)
+static int vllm_load(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
+		     char *err, size_t n)
 {
 	return order(e, m, "/wake_up", err, n);
 }
 
-static int vllm_unload(const struct gp_swap_engine *e, const struct gp_swap_model *m, char *err,
-		       size_t n)
+static int vllm_unload(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
+		       char *err, size_t n)
 {
 	return order(e, m, "/sleep?level=1", err, n);
 }
 
-static int vllm_state(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int vllm_state(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		      enum gp_swap_state *out, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX];
@@ -74,7 +74,7 @@ static int vllm_state(const struct gp_swap_engine *e, const struct gp_swap_model
 	return rc;
 }
 
-static int vllm_health(const struct gp_swap_engine *e, char *err, size_t n)
+static int vllm_health(const struct gp_swap_engine_ref *e, char *err, size_t n)
 {
 	char url[GP_SWAP_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,

@@ -330,7 +330,7 @@ static const char *const calls[] = {"load", "unload", "state", "health"};
 #define NCALLS (sizeof calls / sizeof *calls)
 
 /* Call `call` of the engine's adapter; the state, if asked, into *st. */
-static int invoke(const struct gp_swap_engine *e, const struct gp_swap_model *m,
+static int invoke(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		  const char *call, enum gp_swap_state *st, char *err, size_t n)
 {
 	const struct gp_swap_adapter *a = gp_swap_adapter_find(e->kind);
@@ -375,8 +375,8 @@ static void run_fixture(void **state)
 	json_t *expect, *model, *want_state, *want_err;
 	char kind[32], endpoint[64], err[1024] = "", want[1024];
 	const char *slash, *call;
-	struct gp_swap_engine e;
-	struct gp_swap_model m = {.name = "resnet50"};
+	struct gp_swap_engine_ref e;
+	struct gp_swap_model_ref m = {.name = "resnet50"};
 	enum gp_swap_state got_state;
 	int rc, want_rc;
 
@@ -388,7 +388,7 @@ static void run_fixture(void **state)
 	snprintf(kind, sizeof kind, "%.*s", (int)(slash - f->path - strlen(FIX)),
 		 f->path + strlen(FIX));
 	snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", f->port);
-	e = (struct gp_swap_engine){.kind = kind, .endpoint = endpoint,
+	e = (struct gp_swap_engine_ref){.kind = kind, .endpoint = endpoint,
 				    .query_timeout_ms = TIMEOUT_MS, .op_timeout_ms = TIMEOUT_MS};
 	if ((model = json_object_get(doc, "model"))) {
 		m.name = json_string_value(json_object_get(model, "name"));
@@ -453,16 +453,16 @@ static void test_every_call_has_fixtures(void **state)
 
 /* --- beside the files ----------------------------------------------------- */
 
-static struct gp_swap_engine engine_at(const char *kind, char *endpoint, size_t n, int port,
+static struct gp_swap_engine_ref engine_at(const char *kind, char *endpoint, size_t n, int port,
 				       long timeout_ms)
 {
 	snprintf(endpoint, n, "http://127.0.0.1:%d", port);
-	return (struct gp_swap_engine){.kind = kind, .endpoint = endpoint,
+	return (struct gp_swap_engine_ref){.kind = kind, .endpoint = endpoint,
 				       .query_timeout_ms = timeout_ms,
 				       .op_timeout_ms = timeout_ms};
 }
 
-static const struct gp_swap_model full_model = {
+static const struct gp_swap_model_ref full_model = {
 	.name = "resnet50", .weights = "/var/cache/gpupool/resnet50.safetensors", .bytes = 102400};
 
 static long now_ms(void)
@@ -499,7 +499,7 @@ static void test_unreachable(void **state)
 	for (size_t k = 0; k < NKINDS; k++)
 		for (size_t c = 0; c < NCALLS; c++) {
 			char endpoint[64], err[512] = "", where[64];
-			struct gp_swap_engine e =
+			struct gp_swap_engine_ref e =
 				engine_at(kinds[k], endpoint, sizeof endpoint, port, 3000);
 			enum gp_swap_state st;
 			int rc = invoke(&e, &full_model, calls[c], &st, err, sizeof err);
@@ -531,7 +531,7 @@ static void test_timeout(void **state)
 	for (size_t k = 0; k < NKINDS; k++)
 		for (size_t c = 0; c < NCALLS; c++) {
 			char endpoint[64], err[512] = "";
-			struct gp_swap_engine e = engine_at(kinds[k], endpoint, sizeof endpoint,
+			struct gp_swap_engine_ref e = engine_at(kinds[k], endpoint, sizeof endpoint,
 							    ntohs(a.sin_port), 200);
 			long start = now_ms(), took;
 			int rc = invoke(&e, &full_model, calls[c], NULL, err, sizeof err);
@@ -554,7 +554,7 @@ static void test_oversized(void **state)
 	struct fake *f = *state;
 	size_t big = GP_SWAP_MAX_BODY + 1;
 	char *text = malloc(big + 1), endpoint[64], err[512] = "";
-	struct gp_swap_engine e = engine_at("vllm", endpoint, sizeof endpoint, f->port, TIMEOUT_MS);
+	struct gp_swap_engine_ref e = engine_at("vllm", endpoint, sizeof endpoint, f->port, TIMEOUT_MS);
 	enum gp_swap_state st;
 	json_t *script;
 
@@ -586,7 +586,7 @@ static void test_bad_arguments(void **state)
 	struct fake *f = *state;
 	char endpoint[64], err[512], longname[GP_SWAP_NAME_MAX + 2], longurl[GP_SWAP_URL_MAX];
 	char path[GP_SWAP_NAME_MAX + 64];
-	struct gp_swap_engine good = engine_at("triton", endpoint, sizeof endpoint, f->port,
+	struct gp_swap_engine_ref good = engine_at("triton", endpoint, sizeof endpoint, f->port,
 					       TIMEOUT_MS);
 	struct {
 		const char *kind, *endpoint, *name, *weights, *call;
@@ -615,8 +615,8 @@ static void test_bad_arguments(void **state)
 	memset(longurl + 7, 'h', sizeof longurl - 8);
 	longurl[sizeof longurl - 1] = '\0';
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-		struct gp_swap_engine e = {.kind = bad[i].kind, .endpoint = bad[i].endpoint};
-		struct gp_swap_model m = {.name = bad[i].name, .weights = bad[i].weights,
+		struct gp_swap_engine_ref e = {.kind = bad[i].kind, .endpoint = bad[i].endpoint};
+		struct gp_swap_model_ref m = {.name = bad[i].name, .weights = bad[i].weights,
 					  .bytes = bad[i].bytes};
 		int rc;
 
@@ -637,7 +637,7 @@ static void test_bad_arguments(void **state)
 	fake_script(f, json_pack("[{s:{s:s,s:s},s:{s:i}}]", "request", "method", "GET", "path",
 				 path, "response", "status", 200));
 	{
-		struct gp_swap_model m = {.name = longname};
+		struct gp_swap_model_ref m = {.name = longname};
 		const struct gp_swap_adapter *a = gp_swap_adapter_find("triton");
 		assert_int_equal(a->state(&good, &m, &st, err, sizeof err), 0);
 		assert_int_equal(st, GP_SWAP_LOADED);
@@ -651,7 +651,7 @@ static void test_fake_catches_wrong_request(void **state)
 {
 	struct fake *f = *state;
 	char endpoint[64], err[512] = "";
-	struct gp_swap_engine e = engine_at("vllm", endpoint, sizeof endpoint, f->port, TIMEOUT_MS);
+	struct gp_swap_engine_ref e = engine_at("vllm", endpoint, sizeof endpoint, f->port, TIMEOUT_MS);
 
 	fake_script(f, json_pack("[{s:{s:s,s:s},s:{s:i}}]", "request", "method", "POST", "path",
 				 "/wake_up", "response", "status", 200));
@@ -675,7 +675,7 @@ static void test_fake_catches_wrong_request(void **state)
 
 static void *health_worker(void *arg)
 {
-	const struct gp_swap_engine *e = arg;
+	const struct gp_swap_engine_ref *e = arg;
 	long failures = 0;
 
 	for (int i = 0; i < CALLS_EACH; i++) {
@@ -690,7 +690,7 @@ static void test_threads(void **state)
 {
 	struct fake *f = *state;
 	char endpoint[64];
-	struct gp_swap_engine e = engine_at("gpupool", endpoint, sizeof endpoint, f->port,
+	struct gp_swap_engine_ref e = engine_at("gpupool", endpoint, sizeof endpoint, f->port,
 					    TIMEOUT_MS);
 	json_t *script = json_array();
 	pthread_t t[THREADS];
