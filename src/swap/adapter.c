@@ -72,18 +72,18 @@ int gp__swap_check(const struct gp_swap_engine_ref *e, const struct gp_swap_mode
 		return gp_errf(err, n, -EINVAL,
 			       "%s: endpoint '%.80s' is not an http:// or https:// URL", kind,
 			       e->endpoint);
-	if (len >= GP_SWAP_URL_MAX / 2 || !printable(e->endpoint, len))
+	if (len >= GP_SWAP_REF_URL_MAX / 2 || !printable(e->endpoint, len))
 		return gp_errf(err, n, -EINVAL,
 			       "%s: endpoint longer than %d bytes or with control characters", kind,
-			       GP_SWAP_URL_MAX / 2 - 1);
+			       GP_SWAP_REF_URL_MAX / 2 - 1);
 	if (!m)
 		return 0;
 	if (!m->name || !*m->name)
 		return gp_errf(err, n, -EINVAL, "%s: %s: no model name", kind, e->endpoint);
 	len = strlen(m->name);
-	if (len > GP_SWAP_NAME_MAX)
+	if (len > GP_SWAP_REF_NAME_MAX)
 		return gp_errf(err, n, -EINVAL, "%s: %s: model name of %zu bytes (at most %d)",
-			       kind, e->endpoint, len, GP_SWAP_NAME_MAX);
+			       kind, e->endpoint, len, GP_SWAP_REF_NAME_MAX);
 	if (!printable(m->name, len))
 		return gp_errf(err, n, -EINVAL, "%s: %s: model name with control characters", kind,
 			       e->endpoint);
@@ -102,7 +102,7 @@ int gp__swap_url(char *url, const struct gp_swap_engine_ref *e, const char *path
 		base--;
 	if (name && !(esc = gp_client_escape(name)))
 		return gp_errf(err, n, -ENOMEM, "%s: out of memory", kind);
-	if (base >= GP_SWAP_URL_MAX)
+	if (base >= GP_SWAP_REF_URL_MAX)
 		goto long_url;
 	memcpy(url, e->endpoint, base);
 	at = base;
@@ -117,7 +117,7 @@ int gp__swap_url(char *url, const struct gp_swap_engine_ref *e, const char *path
 		} else {
 			p++;
 		}
-		if (at + plen >= GP_SWAP_URL_MAX)
+		if (at + plen >= GP_SWAP_REF_URL_MAX)
 			goto long_url;
 		memcpy(url + at, piece, plen);
 		at += plen;
@@ -129,7 +129,7 @@ long_url:
 	free(esc);
 	url[0] = '\0';
 	return gp_errf(err, n, -EINVAL, "%s: %s: request URL longer than %d bytes", kind,
-		       e->endpoint, GP_SWAP_URL_MAX - 1);
+		       e->endpoint, GP_SWAP_REF_URL_MAX - 1);
 }
 
 /* What the engine said, for a message: its JSON error ({"error": s},

@@ -66,8 +66,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GP_SWAP_NAME_MAX 255         /* bytes in a model name */
-#define GP_SWAP_URL_MAX 2048         /* bytes in a request URL; an endpoint
+#define GP_SWAP_REF_NAME_MAX 255         /* bytes in a model name */
+#define GP_SWAP_REF_URL_MAX 2048         /* bytes in a request URL; an endpoint
                                         may have half of them */
 #define GP_SWAP_MAX_BODY (1u << 20)  /* engine answers larger than this fail */
 #define GP_SWAP_QUERY_TIMEOUT_MS 5000L   /* default limit of state, health */
@@ -94,7 +94,7 @@ struct gp_swap_engine_ref {
 
 /* The model an operation is about.  Borrowed strings. */
 struct gp_swap_model_ref {
-	const char *name;     /* the engine's name for it, 1..GP_SWAP_NAME_MAX
+	const char *name;     /* the engine's name for it, 1..GP_SWAP_REF_NAME_MAX
 	                         bytes, no control characters (vllm: only
 	                         named in messages) */
 	const char *weights;  /* gpupool: path of the weights; others: unused */

@@ -70,7 +70,7 @@ static int gpupool_load(const struct gp_swap_engine_ref *e, const struct gp_swap
 			char *err, size_t n)
 {
 	static const int accepted[] = {200, 202, 0};
-	char url[GP_SWAP_URL_MAX], *body = NULL;
+	char url[GP_SWAP_REF_URL_MAX], *body = NULL;
 	struct gp__swap_req rq = {.kind = KIND, .method = "POST", .url = url,
 				  .timeout_ms = gp__swap_op_ms(e), .accept = accepted};
 	enum gp_swap_state s;
@@ -116,7 +116,7 @@ out:
 static int gpupool_unload(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			  char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "POST", .url = url,
 				  .timeout_ms = gp__swap_op_ms(e)};
 	enum gp_swap_state s;
@@ -150,7 +150,7 @@ static int entry_ok(json_t *entry)
 static int gpupool_state(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 			 enum gp_swap_state *out, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX], why[160];
+	char url[GP_SWAP_REF_URL_MAX], why[160];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,
 				  .timeout_ms = gp__swap_query_ms(e)};
 	enum gp_swap_state s = GP_SWAP_UNLOADED; /* not listed: not there */
@@ -190,7 +190,7 @@ out:
 
 static int gpupool_health(const struct gp_swap_engine_ref *e, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,
 				  .timeout_ms = gp__swap_query_ms(e)};
 	json_t *doc, *st;

@@ -30,7 +30,7 @@ struct gp__swap_req {
 int gp__swap_check(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m, char *err,
 		   size_t n) __attribute__((warn_unused_result));
 
-/* Write endpoint + path into url (GP_SWAP_URL_MAX bytes): the endpoint
+/* Write endpoint + path into url (GP_SWAP_REF_URL_MAX bytes): the endpoint
  * without its trailing slashes, then path, in which each "%s" (at most
  * two) is `name` percent-encoded as a path segment.  0, -EINVAL (too
  * long) or -ENOMEM, with err. */

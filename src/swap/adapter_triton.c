@@ -26,7 +26,7 @@
 static int control(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		   const char *path, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "POST", .url = url,
 				  .timeout_ms = gp__swap_op_ms(e)};
 	struct gp_client_resp r;
@@ -94,7 +94,7 @@ static int entry_state(json_t *entry, size_t *rank, enum gp_swap_state *out)
 static int from_index(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		      enum gp_swap_state *out, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX], why[160];
+	char url[GP_SWAP_REF_URL_MAX], why[160];
 	struct gp__swap_req rq = {.kind = KIND, .method = "POST", .url = url, .body = "{}",
 				  .timeout_ms = gp__swap_query_ms(e)};
 	struct gp_client_resp r;
@@ -151,7 +151,7 @@ static int triton_state(const struct gp_swap_engine_ref *e, const struct gp_swap
 			enum gp_swap_state *out, char *err, size_t n)
 {
 	static const int ready_or_not[] = {200, 400, 0};
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,
 				  .timeout_ms = gp__swap_query_ms(e), .accept = ready_or_not};
 	struct gp_client_resp r;
@@ -176,7 +176,7 @@ static int triton_state(const struct gp_swap_engine_ref *e, const struct gp_swap
 static int triton_health(const struct gp_swap_engine_ref *e, char *err, size_t n)
 {
 	static const int ready_or_not[] = {200, 400, 0};
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,
 				  .timeout_ms = gp__swap_query_ms(e), .accept = ready_or_not};
 	struct gp_client_resp r;

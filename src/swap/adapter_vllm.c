@@ -20,7 +20,7 @@
 static int order(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		 const char *path, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "POST", .url = url,
 				  .timeout_ms = gp__swap_op_ms(e), .hint_404 = NO_SLEEP_MODE};
 	struct gp_client_resp r;
@@ -49,7 +49,7 @@ static int vllm_unload(const struct gp_swap_engine_ref *e, const struct gp_swap_
 static int vllm_state(const struct gp_swap_engine_ref *e, const struct gp_swap_model_ref *m,
 		      enum gp_swap_state *out, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,
 				  .timeout_ms = gp__swap_query_ms(e), .hint_404 = NO_SLEEP_MODE};
 	struct gp_client_resp r;
@@ -76,7 +76,7 @@ static int vllm_state(const struct gp_swap_engine_ref *e, const struct gp_swap_m
 
 static int vllm_health(const struct gp_swap_engine_ref *e, char *err, size_t n)
 {
-	char url[GP_SWAP_URL_MAX];
+	char url[GP_SWAP_REF_URL_MAX];
 	struct gp__swap_req rq = {.kind = KIND, .method = "GET", .url = url,
 				  .timeout_ms = gp__swap_query_ms(e)};
 	struct gp_client_resp r;

@@ -580,12 +580,12 @@ static void test_oversized(void **state)
 }
 
 /* Arguments refused before anything is sent (the fake expects nothing),
- * and a name of exactly GP_SWAP_NAME_MAX bytes that is sent. */
+ * and a name of exactly GP_SWAP_REF_NAME_MAX bytes that is sent. */
 static void test_bad_arguments(void **state)
 {
 	struct fake *f = *state;
-	char endpoint[64], err[512], longname[GP_SWAP_NAME_MAX + 2], longurl[GP_SWAP_URL_MAX];
-	char path[GP_SWAP_NAME_MAX + 64];
+	char endpoint[64], err[512], longname[GP_SWAP_REF_NAME_MAX + 2], longurl[GP_SWAP_REF_URL_MAX];
+	char path[GP_SWAP_REF_NAME_MAX + 64];
 	struct gp_swap_engine_ref good = engine_at("triton", endpoint, sizeof endpoint, f->port,
 					       TIMEOUT_MS);
 	struct {
@@ -610,7 +610,7 @@ static void test_bad_arguments(void **state)
 	enum gp_swap_state st;
 
 	memset(longname, 'a', sizeof longname - 1);
-	longname[sizeof longname - 1] = '\0'; /* GP_SWAP_NAME_MAX + 1 bytes */
+	longname[sizeof longname - 1] = '\0'; /* GP_SWAP_REF_NAME_MAX + 1 bytes */
 	memcpy(longurl, "http://", 7);
 	memset(longurl + 7, 'h', sizeof longurl - 8);
 	longurl[sizeof longurl - 1] = '\0';
@@ -632,7 +632,7 @@ static void test_bad_arguments(void **state)
 	fake_check(f); /* nothing was sent */
 
 	/* Exactly at the cap: sent, percent-encoding and all. */
-	longname[GP_SWAP_NAME_MAX] = '\0';
+	longname[GP_SWAP_REF_NAME_MAX] = '\0';
 	snprintf(path, sizeof path, "/v2/models/%s/ready", longname);
 	fake_script(f, json_pack("[{s:{s:s,s:s},s:{s:i}}]", "request", "method", "GET", "path",
 				 path, "response", "status", 200));
