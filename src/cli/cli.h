@@ -14,6 +14,7 @@ int gp_cli_run(int argc, char **argv);
 int gp_cli_top(int argc, char **argv);
 int gp_cli_scaler(int argc, char **argv);
 int gp_cli_sched(int argc, char **argv);
+int gp_cli_swap(int argc, char **argv);
 int gp_cli_webhook(int argc, char **argv);
 
 /* Print "gpupool <cmd>: <message>" to stderr; returns GP_EXIT_USAGE so a

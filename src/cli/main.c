@@ -24,6 +24,7 @@ static const struct {
 	{"run", gp_cli_run, "run a program under a GPU memory budget"},
 	{"scaler", gp_cli_scaler, "KEDA adapter: RabbitMQ consumer saturation and its forecast"},
 	{"sched", gp_cli_sched, "kube-scheduler extender: fragmentation-aware vGPU placement"},
+	{"swap", gp_cli_swap, "model hotswap: which models live on which engines of a pool"},
 	{"top", gp_cli_top, "live view of a node's GPUs and tenants"},
 	{"webhook", gp_cli_webhook, "admission webhook: routes GPU pods to gpupool, refuses bad ones"},
 };
