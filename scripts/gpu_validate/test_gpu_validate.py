@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 import driver_check  # noqa: E402
 import jax_check  # noqa: E402
+import loader_check  # noqa: E402
 import report  # noqa: E402
 import share_check  # noqa: E402
 import smi_check  # noqa: E402
@@ -201,6 +202,26 @@ class JudgeBudgetTest(unittest.TestCase):
         rep = self.judge(error="died of signal 11")
         self.assertEqual([s for _, s, _ in rep.results], ["FAIL"] * 3)
         self.assertIn("died of signal 11", rep.reason("t/oom"))
+
+
+class JudgeLoaderTest(unittest.TestCase):
+    DOC = {"memcpy_htod_gbps": 25.0, "disk_gbps": 21.0, "disk_ratio": 0.84,
+           "cache_gbps": 19.0, "cache_ratio": 0.76, "bytes": 2048 << 20,
+           "chunk_bytes": 16 << 20, "streams": 2}
+
+    def test_each_path_against_the_target(self):
+        rep = Collect()
+        loader_check.judge(rep, self.DOC)
+        self.assertEqual(rep.status("loader/page-cache"), ["PASS"])
+        self.assertEqual(rep.status("loader/host-cache"), ["FAIL"])
+        self.assertIn("76 % of cuMemcpyHtoD's 25.00 GB/s", rep.reason("loader/host-cache"))
+
+    def test_no_result_fails_both(self):
+        for doc, err in ((None, "exit status 1: no GPU 0"), ({"disk_ratio": 1.0}, "")):
+            rep = Collect()
+            loader_check.judge(rep, doc, err)
+            self.assertEqual(rep.status("loader/page-cache") + rep.status("loader/host-cache"),
+                             ["FAIL", "FAIL"])
 
 
 class JudgeOtherTest(unittest.TestCase):
@@ -1131,7 +1152,7 @@ class ScriptTest(unittest.TestCase):
         self.assertEqual(summary["counts"]["FAIL"], 0)
         checks = {r["check"] for r in summary["results"]}
         self.assertEqual(checks, {"nvidia-smi", "driver-api", "torch", "shares", "cupy",
-                                  "jax"})
+                                  "jax", "loader"})
         with open(md) as f:
             self.assertIn("| nvidia-smi/total | SKIP | dry run", f.read())
 
