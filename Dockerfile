@@ -43,6 +43,7 @@ RUN apt-get update \
       libcurl4-openssl-dev \
       libnghttp2-dev \
       libprotobuf-c-dev \
+      librabbitmq-dev \
       libyaml-dev \
       protobuf-c-compiler \
       libssl-dev \
@@ -68,7 +69,8 @@ FROM ${RUNTIME_IMAGE}
 # The libraries `gpupool` links (objdump -p build/gpupool | grep NEEDED) and
 # their Debian packages; libc6 is in the base image.  libevent's OpenSSL
 # glue and libssl3 serve the webhook's HTTPS; ca-certificates lets the
-# scaler reach an https broker with a public certificate.
+# scaler reach an https broker with a public certificate; librabbitmq4 is
+# gpupool engine's AMQP consumer.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates \
@@ -79,6 +81,7 @@ RUN apt-get update \
       libjansson4 \
       libnghttp2-14 \
       libprotobuf-c1 \
+      librabbitmq4 \
       libssl3 \
       libyaml-0-2 \
  && rm -rf /var/lib/apt/lists/*

@@ -16,6 +16,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "net/loop.h"
+#include "net/ready.h"
 
 struct gp_agent_snap *gp__agent_snap(struct gp_agent *a)
 {
@@ -183,25 +184,6 @@ static void *collector(void *arg)
 	}
 }
 
-/* Write the ready file atomically: a reader sees all of it or nothing. */
-static int write_ready(const char *path, const struct gp_http *h)
-{
-	json_t *doc = json_pack("{s:i, s:i}", "pid", (int)getpid(), "http_port",
-				h ? gp_http_port(h) : 0);
-	char tmp[4096];
-	int rc = 0;
-
-	if (!doc)
-		return -ENOMEM;
-	snprintf(tmp, sizeof tmp, "%s.tmp", path);
-	if (json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
-		rc = -EIO;
-		unlink(tmp);
-	}
-	json_decref(doc);
-	return rc;
-}
-
 /* The agent keeps every tenant's region open between collections: a node
  * of a thousand tenants needs more descriptors than the usual soft limit
  * of 1024, so take the hard limit. */
@@ -338,7 +320,7 @@ int gp_agent_run(const struct gp_agent_config *c)
 		}
 	}
 	if (c->ready_file) {
-		rc = write_ready(c->ready_file, http);
+		rc = gp_ready_write(c->ready_file, http ? gp_http_port(http) : 0, -1);
 		if (rc) {
 			gp_error("cannot write %s: %s", c->ready_file, strerror(-rc));
 			goto out;

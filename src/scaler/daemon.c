@@ -14,38 +14,12 @@
 #include "net/grpc.h"
 #include "net/http.h"
 #include "net/loop.h"
+#include "net/ready.h"
 #include "scaler/httpapi.h"
 #include "scaler/keda.h"
 
 #define MAX_REQUEST_BODY 65536  /* the HTTP API takes no bodies; a cap anyway */
 #define MAX_GRPC_MESSAGE 65536  /* a ScaledObjectRef is a few hundred bytes */
-
-/* Write the ready file atomically: a reader sees all of it or nothing. */
-static int write_ready(const char *path, const struct gp_http *h, const struct gp_grpc *g)
-{
-	json_t *doc = json_pack("{s:i}", "pid", (int)getpid());
-	char *tmp = NULL;
-	int rc = -ENOMEM;
-
-	if (!doc || asprintf(&tmp, "%s.tmp", path) < 0) {
-		tmp = NULL;
-		goto out;
-	}
-	if (h)
-		json_object_set_new(doc, "http_port", json_integer(gp_http_port(h)));
-	if (g)
-		json_object_set_new(doc, "grpc_port", json_integer(gp_grpc_port(g)));
-	if (json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0) {
-		rc = errno ? -errno : -EIO;
-		unlink(tmp);
-		goto out;
-	}
-	rc = 0;
-out:
-	free(tmp);
-	json_decref(doc);
-	return rc;
-}
 
 int gp_scaler_run(const struct gp_scaler_config *c)
 {
@@ -85,7 +59,8 @@ int gp_scaler_run(const struct gp_scaler_config *c)
 		}
 	}
 	if (c->ready_file) {
-		rc = write_ready(c->ready_file, http, grpc);
+		rc = gp_ready_write(c->ready_file, http ? gp_http_port(http) : -1,
+				    grpc ? gp_grpc_port(grpc) : -1);
 		if (rc) {
 			gp_error("cannot write %s: %s", c->ready_file, strerror(-rc));
 			goto out;

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "net/http.h"
 #include "net/loop.h"
+#include "net/ready.h"
 #include "net/prom.h"
 #include "scaler/poller.h"
 #include "swap/adapter.h"
@@ -492,20 +493,6 @@ static int start_poller(struct ctl *x)
 	return 0;
 }
 
-static int write_ready(const char *path, int port)
-{
-	char tmp[4096];
-	json_t *doc = json_pack("{s:i, s:i}", "pid", (int)getpid(), "http_port", port);
-	int rc = 0;
-
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-		rc = -ENAMETOOLONG;
-	else if (json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0)
-		rc = -EIO;
-	json_decref(doc);
-	return rc;
-}
-
 int gp_swap_run(const struct gp_swap_config *c)
 {
 	static struct ctl x; /* large: off the stack */
@@ -553,7 +540,7 @@ int gp_swap_run(const struct gp_swap_config *c)
 		goto out;
 	started = 1;
 	if (c->ready_file) {
-		if ((rc = write_ready(c->ready_file, gp_http_port(http)))) {
+		if ((rc = gp_ready_write(c->ready_file, gp_http_port(http), -1))) {
 			gp_error("cannot write %s: %s", c->ready_file, strerror(-rc));
 			goto out;
 		}

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "net/http.h"
 #include "net/loop.h"
+#include "net/ready.h"
 #include "net/work.h"
 #include "swap/cuda.h"
 #include "swap/hostcache.h"
@@ -386,20 +387,6 @@ static const struct gp_http_route routes[] = {
 	{NULL, NULL, NULL},
 };
 
-static int write_ready(const char *path, int port)
-{
-	char tmp[PATH_MAX];
-	json_t *doc = json_pack("{s:i, s:i}", "pid", (int)getpid(), "http_port", port);
-	int rc = 0;
-
-	if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-		rc = -ENAMETOOLONG;
-	else if (json_dump_file(doc, tmp, JSON_COMPACT) != 0 || rename(tmp, path) != 0)
-		rc = -EIO;
-	json_decref(doc);
-	return rc;
-}
-
 int gp_engine_run(const struct gp_engine_config *c)
 {
 	static struct engine e; /* large: off the stack */
@@ -442,7 +429,7 @@ int gp_engine_run(const struct gp_engine_config *c)
 		}
 	}
 	if (c->ready_file) {
-		if ((rc = write_ready(c->ready_file, gp_http_port(http)))) {
+		if ((rc = gp_ready_write(c->ready_file, gp_http_port(http), -1))) {
 			gp_error("cannot write %s: %s", c->ready_file, strerror(-rc));
 			goto out;
 		}

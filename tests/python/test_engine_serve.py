@@ -13,23 +13,9 @@ import pytest
 
 from scaler_kit import GPUPOOL, until
 from test_engine import call, model, settled, write_model
-from test_scaler_broker import RABBITMQ_SERVER, Broker
+from test_scaler_broker import broker  # noqa: F401 (the fixture: a real RabbitMQ)
 
 pika = pytest.importorskip("pika")
-
-
-@pytest.fixture(scope="module")
-def broker():
-    if not os.path.exists(RABBITMQ_SERVER) or not shutil.which("epmd"):
-        pytest.skip("rabbitmq-server is not installed (scripts/install-deps)")
-    tmp = tempfile.mkdtemp(prefix="broker-", dir=os.environ.get("TMPDIR"))
-    b = Broker(tmp)
-    try:
-        b.wait_ready()
-        yield b
-    finally:
-        b.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,8 @@ import urllib.request
 import pytest
 
 from scaler_kit import GPUPOOL, until
-from test_engine import loader_hash, write_model
-from test_scaler_broker import RABBITMQ_SERVER, Broker
+from test_engine import write_model
+from test_scaler_broker import broker  # noqa: F401 (the fixture: a real RabbitMQ)
 
 pika = pytest.importorskip("pika")
 
@@ -62,15 +62,10 @@ class Proc:
 
 
 @pytest.fixture(scope="module")
-def pool():
-    if not os.path.exists(RABBITMQ_SERVER) or not shutil.which("epmd"):
-        pytest.skip("rabbitmq-server is not installed (scripts/install-deps)")
+def pool(broker):
     tmp = tempfile.mkdtemp(prefix="swap-", dir=os.environ.get("TMPDIR"))
     procs = []
-    os.mkdir(os.path.join(tmp, "broker"))
-    broker = Broker(os.path.join(tmp, "broker"))
     try:
-        broker.wait_ready()
         models_dir = os.path.join(tmp, "models")
         os.mkdir(models_dir)
         sums = {m: write_model(os.path.join(models_dir, m + ".safetensors"), SIZE, i)
@@ -116,7 +111,6 @@ def pool():
     finally:
         for p in procs:
             p.stop()
-        broker.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
