@@ -34,6 +34,12 @@
  * --miss-target (searched over the pool size), swaps per hour, bytes moved;
  * and the failover scenario: one engine lost, every model that fell below
  * its minimum timed until it is restored, against its swap time + 5 s.
+ *
+ * The plots' figures: the sweep (--sweep: every policy's SLO misses, bytes
+ * moved and swaps at each pool size of a list) and the day's timeline (SLO
+ * misses by arrival time and swaps by start time, per --timeline-interval, of
+ * the runs on --engines); in the table's output and the JSON, and as gnuplot
+ * data with --plot-dir (bench/lib/hotswap-plot.sh draws them).
  */
 #include "scaler/forecast.h"
 #include "swap/planner.h"
@@ -47,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define NM 40                    /* models */
 #define MAX_ENGINES 256u
@@ -60,6 +67,8 @@
 #define DAY 86400.0
 #define SLICE 10.0               /* demand is constant within a slice */
 #define FAILOVER_SLACK 5.0       /* the target: swap time + 5 s */
+#define MAX_BINS 1440u           /* timeline intervals: 24 h in minutes */
+#define MAX_SWEEP 256u           /* pool sizes in --sweep */
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -85,7 +94,9 @@ static const double model_gb[NM] = {
 /* --- options -------------------------------------------------------------- */
 
 struct opts {
-	const char *trace, *json;
+	const char *trace, *json, *plot_dir;
+	const char *sweep;       /* --sweep LIST; NULL = no sweep */
+	double timeline_s;
 	double hours, engine_gb, host_bw, disk_bw, host_cache_gb, slo, prefill_tps,
 		decode_tps, base_rps, zipf, rotate_h, plan_s, horizon_s, hold_s, target,
 		margin, health_s, fail_h, viral_h, launch_h, miss_target;
@@ -97,7 +108,8 @@ enum {
 	O_TRACE = 256, O_JSON, O_HOURS, O_ENGINES, O_ENGINE_GB, O_HOST_BW, O_DISK_BW,
 	O_HOST_CACHE, O_SLO, O_BATCH, O_PREFILL, O_DECODE, O_BASE, O_ZIPF, O_ROTATE, O_PLAN,
 	O_HORIZON, O_HOLD, O_TARGET, O_MARGIN, O_HEALTH, O_FAIL, O_VIRAL, O_LAUNCH, O_MIN,
-	O_MAX_LOADS, O_SEED, O_MISS, O_NO_SEARCH, O_HELP,
+	O_MAX_LOADS, O_SEED, O_MISS, O_NO_SEARCH, O_SWEEP, O_NO_SWEEP, O_TIMELINE, O_PLOT,
+	O_HELP,
 };
 
 /* Numeric options: where each goes and its bounds. */
@@ -129,6 +141,7 @@ static const struct numopt {
 	NO(O_VIRAL, "viral-at-h", viral_h, 0, 24),
 	NO(O_LAUNCH, "launch-at-h", launch_h, 0, 24),
 	NO(O_MISS, "miss-target", miss_target, 0, 1),
+	NO(O_TIMELINE, "timeline-interval", timeline_s, 60, 86400),
 #undef NO
 };
 
@@ -172,8 +185,77 @@ static const char usage_text[] =
 	"  --health-interval S engine health checks (2)   --fail-at-h H  engine lost (13)\n"
 	"  --miss-target F     share of misses the engine search allows (0.001)\n"
 	"  --no-search         skip the search for engines needed\n"
+	"  --sweep LIST        every policy on each pool size of LIST: sizes and ranges\n"
+	"                      A-B or A-B/STEP, comma-separated; `peak' is static's\n"
+	"                      peak-sized pool (e.g. 8-peak; default: no sweep)\n"
+	"  --no-sweep          no sweep (undoes an earlier --sweep)\n"
+	"  --timeline-interval S  the day's timeline of misses and swaps, per S s (3600)\n"
+	"  --plot-dir DIR      write gnuplot data: engines.dat (the sweep), day.dat\n"
+	"                      (the timeline), meta.gp (figures for the labels)\n"
 	"  --seed N            (1)\n"
 	"  --help              this text\n";
+
+/* One bound of a --sweep range: a whole number in [1, MAX_ENGINES], or
+ * `peak'.  Returns the end of it, or NULL. */
+static const char *sweep_num(const char *p, unsigned peak, unsigned *v)
+{
+	unsigned long x = 0;
+	const char *q = p;
+
+	if (strncmp(p, "peak", 4) == 0) {
+		*v = peak;
+		return p + 4;
+	}
+	while (*q >= '0' && *q <= '9' && x <= MAX_ENGINES)
+		x = x * 10 + (unsigned long)(*q++ - '0');
+	if (q == p || x < 1 || x > MAX_ENGINES)
+		return NULL;
+	*v = (unsigned)x;
+	return q;
+}
+
+/* Parse --sweep LIST ("8-peak", "8,12,16-24/2") with `peak' standing for
+ * `peak' engines: the pool sizes into out[], in order.  Returns how many, or
+ * -1 after saying what is wrong. */
+static int parse_sweep(const char *list, unsigned peak, unsigned *out)
+{
+	const char *p = list;
+	int n = 0;
+
+	for (;;) {
+		unsigned a, b, step = 1;
+		p = sweep_num(p, peak, &a);
+		if (!p)
+			goto bad;
+		b = a;
+		if (*p == '-') {
+			p = sweep_num(p + 1, peak, &b);
+			if (!p || b < a)
+				goto bad;
+			if (*p == '/') {
+				p = sweep_num(p + 1, MAX_ENGINES, &step);
+				if (!p)
+					goto bad;
+			}
+		}
+		for (unsigned x = a; x <= b; x += step) {
+			if (n == (int)MAX_SWEEP) {
+				fprintf(stderr, "hotswap: --sweep %s: more than %u pool sizes\n", list,
+					MAX_SWEEP);
+				return -1;
+			}
+			out[n++] = x;
+		}
+		if (!*p)
+			return n;
+		if (*p++ != ',')
+			goto bad;
+	}
+bad:
+	fprintf(stderr, "hotswap: --sweep %s: expected pool sizes (1-%u, or peak) and ranges "
+		"A-B[/STEP], comma-separated\n", list, MAX_ENGINES);
+	return -1;
+}
 
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -207,6 +289,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"miss-target", required_argument, NULL, O_MISS},
 		{"seed", required_argument, NULL, O_SEED},
 		{"no-search", no_argument, NULL, O_NO_SEARCH},
+		{"sweep", required_argument, NULL, O_SWEEP},
+		{"no-sweep", no_argument, NULL, O_NO_SWEEP},
+		{"timeline-interval", required_argument, NULL, O_TIMELINE},
+		{"plot-dir", required_argument, NULL, O_PLOT},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
@@ -252,6 +338,15 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case O_TRACE: o->trace = optarg; break;
 		case O_JSON: o->json = optarg; break;
 		case O_NO_SEARCH: o->search = 0; break;
+		case O_SWEEP: {
+			unsigned dummy[MAX_SWEEP];
+			if (parse_sweep(optarg, MAX_ENGINES, dummy) < 0)
+				return 2;
+			o->sweep = optarg;
+			break;
+		}
+		case O_NO_SWEEP: o->sweep = NULL; break;
+		case O_PLOT: o->plot_dir = optarg; break;
 		case O_SEED: {
 			char *end;
 			errno = 0;
@@ -453,6 +548,14 @@ static void make_workload(const struct opts *o, const struct tokens *tk, struct 
 
 /* --- the simulation -------------------------------------------------------- */
 
+/* Timeline intervals in the day: at most MAX_BINS (--hours <= 24,
+ * --timeline-interval >= 60). */
+static unsigned tl_bins(const struct opts *o)
+{
+	double n = ceil(o->hours * 3600.0 / o->timeline_s - 1e-9);
+	return n < 1.0 ? 1u : n > MAX_BINS ? MAX_BINS : (unsigned)n;
+}
+
 enum policy { P_STATIC, P_LRU, P_OURS, NPOLICIES };
 static const char *const policy_names[NPOLICIES] = {"static", "lru", "ours"};
 
@@ -532,7 +635,16 @@ struct sim {
 	int failed_engine;
 	int overcommit;          /* the planner broke its memory guarantee */
 	unsigned static_engines; /* static: engines the placement used */
+	uint32_t tl_swaps[MAX_BINS]; /* loads started, per timeline interval */
 };
+
+/* The timeline interval of time t (the drain after the day in the last). */
+static unsigned tl_bin(const struct opts *o, double t)
+{
+	unsigned n = tl_bins(o);
+	double b = floor(t / o->timeline_s);
+	return b < 0.0 ? 0u : b >= (double)n ? n - 1 : (unsigned)b;
+}
 
 static double shard(unsigned m)
 {
@@ -710,10 +822,12 @@ static uint32_t start_load(struct sim *s, unsigned m, const uint32_t *eng, uint3
 		}
 		g->rep[g->nrep++] = id;
 	}
-	if (instant)
+	if (instant) {
 		start = s->now, dur = 0.0;
-	else
+	} else {
 		s->loads++;
+		s->tl_swaps[tl_bin(s->o, s->now)]++;
+	}
 	r->ready_t = start + dur;
 	r->swap_s = dur;
 	if (swap_s)
@@ -1212,6 +1326,9 @@ struct result {
 	int failed_engine;
 	unsigned nfo;
 	struct failover_rec fo[NM];
+	/* the timeline: requests and SLO misses by arrival, loads by start */
+	unsigned nbins;
+	uint32_t tl_requests[MAX_BINS], tl_misses[MAX_BINS], tl_swaps[MAX_BINS];
 };
 
 static int cmp_float(const void *a, const void *b)
@@ -1427,6 +1544,13 @@ static void run(const struct opts *o, const struct workload *w, enum policy pol,
 		if (!(s->ttft[i] <= o->slo))
 			res->misses++;
 	}
+	res->nbins = tl_bins(o);
+	for (size_t i = 0; i < w->n; i++) {
+		unsigned b = tl_bin(o, w->r[i].t);
+		res->tl_requests[b]++;
+		res->tl_misses[b] += !(s->ttft[i] <= o->slo);
+	}
+	memcpy(res->tl_swaps, s->tl_swaps, sizeof res->tl_swaps);
 	res->miss_share = w->n ? (double)res->misses / (double)w->n : 0.0;
 	if (pct && w->n) {
 		qsort(s->ttft, w->n, sizeof *s->ttft, cmp_float);
@@ -1495,6 +1619,13 @@ static json_t *result_json(const struct result *r, unsigned needed)
 	return j;
 }
 
+/* One point of the sweep. */
+struct sweep_pt {
+	unsigned engines;
+	uint64_t misses;
+	double miss_share, bytes, swaps_h;
+};
+
 static void print_row(const struct result *r, unsigned needed, unsigned search_hi)
 {
 	char nbuf[32];
@@ -1511,6 +1642,66 @@ static void print_row(const struct result *r, unsigned needed, unsigned search_h
 	       r->swaps_per_h, r->bytes / GB / 1000.0, r->disk_bytes / GB / 1000.0);
 }
 
+/* Gnuplot data in --plot-dir: engines.dat, the sweep (one block per policy,
+ * two blank lines apart, each after a "# policy" line; rows of engines,
+ * misses, miss share, TB moved, swaps/h), day.dat, the timeline (blocks
+ * likewise; rows of the interval's middle and start in hours, requests,
+ * misses, swaps) and meta.gp, the figures the plot labels need. */
+static int plot_data(const struct opts *o, unsigned static_peak, int nsweep,
+		     struct sweep_pt sweep[NPOLICIES][MAX_SWEEP], const struct result *main_r)
+{
+	char path[4096];
+	FILE *f;
+	size_t requests = main_r[0].requests;
+
+	if (mkdir(o->plot_dir, 0755) != 0 && errno != EEXIST) {
+		fprintf(stderr, "hotswap: --plot-dir %s: %s\n", o->plot_dir, strerror(errno));
+		return -1;
+	}
+	for (int k = 0; k < 3; k++) {
+		static const char *const names[] = {"engines.dat", "day.dat", "meta.gp"};
+		if (k == 0 && !nsweep)
+			continue;
+		snprintf(path, sizeof path, "%s/%s", o->plot_dir, names[k]);
+		f = fopen(path, "w");
+		if (!f) {
+			fprintf(stderr, "hotswap: --plot-dir: %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+		if (k == 2) {
+			fprintf(f, "engines = %u\nstatic_peak = %u\nrequests = %zu\n"
+				   "target_misses = %.0f\nmiss_target = %g\ninterval_h = %g\n"
+				   "hours = %g\nlaunch_h = %g\nviral_h = %g\nseed = %llu\n",
+				o->engines, static_peak, requests,
+				floor(o->miss_target * (double)requests), o->miss_target,
+				o->timeline_s / 3600.0, o->hours, o->launch_h, o->viral_h,
+				(unsigned long long)o->seed);
+		}
+		for (int p = 0; p < NPOLICIES && k < 2; p++) {
+			fprintf(f, "%s# %s\n", p ? "\n\n" : "", policy_names[p]);
+			if (k == 0)
+				for (int i = 0; i < nsweep; i++)
+					fprintf(f, "%u %llu %.6g %.6g %.6g\n", sweep[p][i].engines,
+						(unsigned long long)sweep[p][i].misses,
+						sweep[p][i].miss_share, sweep[p][i].bytes / GB / 1000.0,
+						sweep[p][i].swaps_h);
+			else
+				for (unsigned b = 0; b < main_r[p].nbins; b++) {
+					double from = b * o->timeline_s / 3600.0;
+					double to = fmin((b + 1) * o->timeline_s, o->hours * 3600.0) / 3600.0;
+					fprintf(f, "%.6g %.6g %u %u %u\n", (from + to) / 2, from,
+						main_r[p].tl_requests[b], main_r[p].tl_misses[b],
+						main_r[p].tl_swaps[b]);
+				}
+		}
+		if (ferror(f) | fclose(f)) {
+			fprintf(stderr, "hotswap: --plot-dir: %s: write error\n", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {
@@ -1520,14 +1711,16 @@ int main(int argc, char **argv)
 		.rotate_h = 3, .plan_s = 5, .horizon_s = 60, .hold_s = 120, .target = 0.7,
 		.margin = 0.25, .health_s = 2, .fail_h = 13, .viral_h = 15, .launch_h = 12,
 		.miss_target = 0.001, .engines = 16, .batch = 16, .min_replicas = 1,
-		.max_loads = 8, .search = 1, .seed = 1,
+		.max_loads = 8, .search = 1, .seed = 1, .timeline_s = 3600,
 	};
 	struct tokens tk;
 	struct workload w;
 	struct result main_r[NPOLICIES], peak_r, fo_r;
 	unsigned needed[NPOLICIES] = {0}, static_peak_engines, search_hi = 0;
 	json_t *doc, *rows, *fo, *targets;
-	int rc, ok_half, ok_lru, ok_fo = 1;
+	int rc, ok_half, ok_lru, ok_fo = 1, nsweep = 0;
+	static unsigned sweep_n[MAX_SWEEP];
+	static struct sweep_pt sweep[NPOLICIES][MAX_SWEEP];
 
 	rc = parse_args(argc, argv, &o);
 	if (rc)
@@ -1567,6 +1760,19 @@ int main(int argc, char **argv)
 	 * is past the end). */
 	double fail_t = o.fail_h * 3600.0 < o.hours * 3600.0 ? o.fail_h * 3600.0 : o.hours * 1800.0;
 	run(&o, &w, P_OURS, o.engines, fail_t, 0, &fo_r);
+	/* The sweep: every policy on each pool size of the list. */
+	if (o.sweep) {
+		nsweep = parse_sweep(o.sweep, static_peak_engines, sweep_n);
+		if (nsweep < 0)
+			return 2;
+		for (int p = 0; p < NPOLICIES; p++)
+			for (int i = 0; i < nsweep; i++) {
+				struct result r;
+				run(&o, &w, (enum policy)p, sweep_n[i], -1.0, 0, &r);
+				sweep[p][i] = (struct sweep_pt){sweep_n[i], r.misses, r.miss_share,
+								r.bytes, r.swaps_per_h};
+			}
+	}
 
 	printf("\n  %-7s %7s %9s %9s %8s %8s %8s %9s %8s %9s %9s\n", "policy", "engines",
 	       "requests", "misses", "miss", "p50 s", "p99 s", "need", "swaps/h", "moved TB",
@@ -1577,6 +1783,25 @@ int main(int argc, char **argv)
 	printf("  (need: engines for misses <= %.1f%%, by search; static's first row is its\n"
 	       "   peak-sized placement: %u engines)\n",
 	       100.0 * o.miss_target, static_peak_engines);
+
+	if (nsweep) {
+		printf("\nsweep: SLO misses (and swaps/h) by pool size\n  %7s %9s %9s %8s %9s %8s\n",
+		       "engines", "static", "lru", "swaps/h", "ours", "swaps/h");
+		for (int i = 0; i < nsweep; i++)
+			printf("  %7u %9llu %9llu %8.1f %9llu %8.1f\n", sweep_n[i],
+			       (unsigned long long)sweep[P_STATIC][i].misses,
+			       (unsigned long long)sweep[P_LRU][i].misses, sweep[P_LRU][i].swaps_h,
+			       (unsigned long long)sweep[P_OURS][i].misses, sweep[P_OURS][i].swaps_h);
+	}
+	printf("\ntimeline on %u engines, per %.2f h: requests (by arrival), SLO misses, swaps\n"
+	       "  %7s %9s %9s %6s %9s %6s\n",
+	       o.engines, o.timeline_s / 3600.0, "from h", "requests", "lru miss", "swaps",
+	       "ours miss", "swaps");
+	for (unsigned b = 0; b < main_r[P_OURS].nbins; b++)
+		printf("  %7.2f %9u %9u %6u %9u %6u\n", b * o.timeline_s / 3600.0,
+		       main_r[P_OURS].tl_requests[b], main_r[P_LRU].tl_misses[b],
+		       main_r[P_LRU].tl_swaps[b], main_r[P_OURS].tl_misses[b],
+		       main_r[P_OURS].tl_swaps[b]);
 
 	printf("\nfailover (ours, %u engines): engine %d lost at %.2f h (health checks every %.0f s)\n",
 	       o.engines, fo_r.failed_engine, fail_t / 3600.0, o.health_s);
@@ -1627,6 +1852,26 @@ int main(int argc, char **argv)
 				    "fewer_misses_than_lru", "ours", (json_int_t)main_r[P_OURS].misses,
 				    "lru", (json_int_t)main_r[P_LRU].misses, "met", ok_lru,
 				    "failover_met", ok_fo);
+		json_t *sw = json_array(), *tl = json_array();
+		for (int p = 0; p < NPOLICIES; p++)
+			for (int i = 0; i < nsweep; i++)
+				json_array_append_new(
+					sw, json_pack("{s:s, s:I, s:I, s:f, s:f, s:f}", "policy",
+						      policy_names[p], "engines",
+						      (json_int_t)sweep[p][i].engines, "slo_misses",
+						      (json_int_t)sweep[p][i].misses, "miss_share",
+						      sweep[p][i].miss_share, "bytes_moved",
+						      sweep[p][i].bytes, "swaps_per_hour",
+						      sweep[p][i].swaps_h));
+		for (int p = 0; p < NPOLICIES; p++)
+			for (unsigned b = 0; b < main_r[p].nbins; b++)
+				json_array_append_new(
+					tl, json_pack("{s:s, s:f, s:I, s:I, s:I}", "policy",
+						      policy_names[p], "from_h",
+						      b * o.timeline_s / 3600.0, "requests",
+						      (json_int_t)main_r[p].tl_requests[b],
+						      "slo_misses", (json_int_t)main_r[p].tl_misses[b],
+						      "swaps", (json_int_t)main_r[p].tl_swaps[b]));
 		json_t *models = json_array();
 		for (unsigned m = 0; m < NM; m++)
 			json_array_append_new(models, json_pack("{s:I, s:f, s:I, s:f}", "model",
@@ -1650,6 +1895,13 @@ int main(int argc, char **argv)
 			"models", models, "static_peak_engines", (json_int_t)static_peak_engines,
 			"policies", rows, "failover", "engine", (json_int_t)fo_r.failed_engine,
 			"at_h", fail_t / 3600.0, "models", fo, "targets", targets);
+		if (doc) {
+			json_object_set_new(doc, "sweep", sw);
+			json_object_set_new(doc, "timeline",
+					    json_pack("{s:I, s:f, s:o}", "engines",
+						      (json_int_t)o.engines, "interval_s",
+						      o.timeline_s, "points", tl));
+		}
 		if (!doc || json_dump_file(doc, o.json, JSON_INDENT(2) | JSON_REAL_PRECISION(6))) {
 			fprintf(stderr, "hotswap: --json %s: cannot write\n", o.json);
 			return 1;
@@ -1658,6 +1910,8 @@ int main(int argc, char **argv)
 	}
 	else
 		json_decref(fo);
+	if (o.plot_dir && plot_data(&o, static_peak_engines, nsweep, sweep, main_r) != 0)
+		return 1;
 	free(w.r);
 	free(tk.ctx);
 	free(tk.gen);
