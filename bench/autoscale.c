@@ -53,6 +53,7 @@
  * Output: a table per workload, warm-up and HPA behaviour; the verdicts of
  * the targets; JSON (--json) and plot data for gnuplot (--plot-dir).
  */
+#include "lib/rng.h"
 #include "scaler/burst.h"
 #include "scaler/forecast.h"
 
@@ -314,21 +315,6 @@ static int load_trace(const struct opts *o, struct workload *w, struct tokens *t
 out:
 	fclose(f);
 	return rc;
-}
-
-/* splitmix64: a small, fast, well-mixed generator; enough for arrivals. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in (0, 1]. */
-static double rng_unit(uint64_t *s)
-{
-	return ((double)(rng_next(s) >> 11) + 1.0) / 9007199254740992.0;
 }
 
 static double shape_len(const struct shape *sh)

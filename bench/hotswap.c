@@ -41,6 +41,7 @@
  * the runs on --engines); in the table's output and the JSON, and as gnuplot
  * data with --plot-dir (bench/lib/hotswap-plot.sh draws them).
  */
+#include "lib/rng.h"
 #include "scaler/forecast.h"
 #include "swap/planner.h"
 
@@ -442,20 +443,6 @@ bad:
 out:
 	fclose(f);
 	return rc;
-}
-
-/* splitmix64, as in bench/autoscale.c. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-static double rng_unit(uint64_t *s)
-{
-	return ((double)(rng_next(s) >> 11) + 1.0) / 9007199254740992.0;
 }
 
 /* --- demand --------------------------------------------------------------- */
