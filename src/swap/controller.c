@@ -37,6 +37,8 @@ struct eng {
 	unsigned fails;
 	char why[256];
 	uint8_t *cached;  /* per model: loaded here before, so in its host cache */
+	uint8_t *serves;  /* per model: the engine can hold it (a vLLM engine
+	                     has a server for some models only) */
 };
 
 struct ctl {
@@ -372,7 +374,8 @@ static void round_once(struct ctl *x)
 	for (size_t e = 0; e < cat->nengines; e++)
 		pe[e] = (struct gp_plan_engine){.mem_bytes = cat->engines[e].memory,
 						.host_bw = x->c->host_bw, .disk_bw = x->c->disk_bw,
-						.healthy = x->e[e].healthy, .cached = x->e[e].cached};
+						.healthy = x->e[e].healthy, .cached = x->e[e].cached,
+						.serves = x->e[e].serves};
 	for (size_t i = 0; i < x->nr; i++) {
 		cur[i] = (struct gp_plan_replica){.model = x->r[i].model, .nengines = x->r[i].n};
 		memcpy(cur[i].engine, x->r[i].engine, sizeof cur[i].engine);
@@ -515,8 +518,11 @@ int gp_swap_run(const struct gp_swap_config *c)
 	for (size_t e = 0; e < cat->nengines; e++) {
 		x.ad[e] = gp_swap_adapter_find(gp_swap_engine_kind_name(cat->engines[e].kind));
 		x.e[e].healthy = 1; /* until its checks fail */
-		if (!x.ad[e] || !(x.e[e].cached = calloc(cat->nmodels, 1)))
+		if (!x.ad[e] || !(x.e[e].cached = calloc(cat->nmodels, 1)) ||
+		    !(x.e[e].serves = calloc(cat->nmodels, 1)))
 			goto out;
+		for (size_t m = 0; m < cat->nmodels; m++)
+			x.e[e].serves[m] = gp_swap_engine_serves(cat, e, m) >= 0;
 	}
 	for (size_t m = 0; m < cat->nmodels; m++)
 		x.queue_of[m] = -1;
@@ -562,8 +568,10 @@ out:
 	gp_loop_free(loop);
 	gp_poller_stop(x.poller);
 	gp_planner_free(x.planner);
-	for (size_t e = 0; x.e && e < cat->nengines; e++)
+	for (size_t e = 0; x.e && e < cat->nengines; e++) {
 		free(x.e[e].cached);
+		free(x.e[e].serves);
+	}
 	free(x.e);
 	free(x.ad);
 	free(x.demand);

@@ -379,7 +379,8 @@ static int place(struct gp_planner *p, const struct gp_plan_model *models,
 	for (uint32_t e = 0; e < ne; e++) {
 		int dup = 0;
 
-		if (!engines[e].healthy || engines[e].mem_bytes < sh)
+		if (!engines[e].healthy || engines[e].mem_bytes < sh ||
+		    (engines[e].serves && !engines[e].serves[m]))
 			continue;
 		for (size_t i = 0; i < p->nrep && !dup; i++)
 			dup = holds(&p->rep[i], m, e);

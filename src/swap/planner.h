@@ -103,6 +103,10 @@ struct gp_plan_engine {
 	const uint8_t *cached; /* cached[m] != 0: model m's shard is in this
 	                          engine's host memory; NULL: nothing cached.
 	                          Owned by the caller */
+	const uint8_t *serves; /* serves[m] != 0: this engine can hold model m
+	                          (a vLLM engine has a server for some models
+	                          only); NULL: every model.  Owned by the
+	                          caller */
 };
 
 /* One replica: current (input) or target (output). */

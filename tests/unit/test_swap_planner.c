@@ -154,6 +154,34 @@ static void test_fewest_bytes(void **state)
 	gp_planner_free(p);
 }
 
+/* An engine that cannot serve a model (a vLLM engine without a server for
+ * it) is never given it, even where it would be cheapest; a model no
+ * healthy engine serves has its minimum unmet. */
+static void test_serves(void **state)
+{
+	uint8_t cached[2] = {1, 1}, only0[2] = {1, 0}, none[2] = {0, 0};
+	struct gp_plan_engine e[2] = {engine80(), engine80()};
+	struct gp_plan_model m[2] = {model(10, 1, 0.5), model(10, 1, 0.5)};
+	struct gp_planner *p = planner(0);
+	struct gp_plan pl;
+
+	(void)state;
+	e[0].cached = cached; /* engine 0 is cheapest for both */
+	e[0].serves = only0;  /* but serves model 0 alone */
+	assert_int_equal(gp_planner_plan(p, 0, m, 2, e, 2, NULL, 0, &pl), 0);
+	assert_int_equal(pl.nreplicas, 2);
+	for (size_t i = 0; i < pl.nreplicas; i++)
+		assert_int_equal(pl.replicas[i].engine[0], pl.replicas[i].model == 0 ? 0 : 1);
+	assert_int_equal(pl.unmet_min, 0);
+
+	e[1].serves = none;
+	gp_planner_reset(p);
+	assert_int_equal(gp_planner_plan(p, 0, m, 2, e, 2, NULL, 0, &pl), 0);
+	assert_int_equal(pl.unmet_min, 1);
+	assert_true(isinf(pl.min_met_s[1]));
+	gp_planner_free(p);
+}
+
 /* Ten 7 GB models with a minimum of one share one 80 GB engine; an eleventh
  * of 15 GB does not fit: its minimum is reported unmet, never overcommitted. */
 static void test_memory_shared(void **state)
@@ -397,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_minimums_first),
 		cmocka_unit_test(test_fewest_bytes),
+		cmocka_unit_test(test_serves),
 		cmocka_unit_test(test_memory_shared),
 		cmocka_unit_test(test_two_engine_model),
 		cmocka_unit_test(test_failover),
