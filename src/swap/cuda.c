@@ -69,6 +69,8 @@ void gp_cuda_close(struct gp_cuda *cu)
 		return;
 	if (cu->ctx)
 		cu->cuDevicePrimaryCtxRelease_v2(cu->dev);
-	dlclose(cu->dl);
+	/* The driver stays loaded: a CUDA driver is not made to be unloaded
+	 * (its threads and its own state outlive the last context), and
+	 * dlclose would only orphan that state. */
 	memset(cu, 0, sizeof *cu);
 }

@@ -42,7 +42,8 @@ int gp_cuda_open(struct gp_cuda *cu, const char *path, int ordinal, char *err, s
 /* Make the context current on the calling thread.  Returns 0 or -EIO. */
 int gp_cuda_bind(const struct gp_cuda *cu) __attribute__((warn_unused_result));
 
-/* Release the context and dlclose; a zeroed struct is left alone. */
+/* Release the context (the driver stays loaded: see cuda.c); a zeroed
+ * struct is left alone. */
 void gp_cuda_close(struct gp_cuda *cu);
 
 /* "CUDA_ERROR_..." for rc (never NULL). */
