@@ -18,6 +18,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,15 +790,20 @@ static int sort_names(struct ctx *x, size_t **order, const void *first, size_t s
 		     list, dup, text(x, at[dup][0]), list, orig, x->t.v[at[orig][0]].line + 1);
 }
 
-long gp_swap_catalog_model(const struct gp_swap_catalog *c, const char *name)
+/* Binary search of `name` among n records of `stride` bytes at `base`,
+ * whose name pointer is at `name_off`, through their sorted `order`. */
+static long find_sorted(const size_t *order, size_t n, const void *base, size_t stride,
+			size_t name_off, const char *name)
 {
-	size_t lo = 0, hi = c->nmodels;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int d = strcmp(name, c->models[c->model_order[mid]].name);
+		const char *const *at =
+			(const char *const *)((const char *)base + order[mid] * stride + name_off);
+		int d = strcmp(name, *at);
 		if (!d)
-			return (long)c->model_order[mid];
+			return (long)order[mid];
 		if (d < 0)
 			hi = mid;
 		else
@@ -806,21 +812,16 @@ long gp_swap_catalog_model(const struct gp_swap_catalog *c, const char *name)
 	return -1;
 }
 
+long gp_swap_catalog_model(const struct gp_swap_catalog *c, const char *name)
+{
+	return find_sorted(c->model_order, c->nmodels, c->models, sizeof *c->models,
+			   offsetof(struct gp_swap_model, name), name);
+}
+
 long gp_swap_catalog_engine(const struct gp_swap_catalog *c, const char *name)
 {
-	size_t lo = 0, hi = c->nengines;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int d = strcmp(name, c->engines[c->engine_order[mid]].name);
-		if (!d)
-			return (long)c->engine_order[mid];
-		if (d < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return -1;
+	return find_sorted(c->engine_order, c->nengines, c->engines, sizeof *c->engines,
+			   offsetof(struct gp_swap_engine, name), name);
 }
 
 /* servers: a mapping of model names to URLs.  The models are read by now
