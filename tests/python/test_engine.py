@@ -3,6 +3,7 @@ safetensors files are loaded onto a simulated GPU byte for byte (the
 engine's checksum of what it moved equals this test's of the file), served
 from the host cache the second time, unloaded, and bad requests are refused
 with the right status; the gpupool adapter's view of the engine matches."""
+import contextlib
 import json
 import os
 import shutil
@@ -42,8 +43,11 @@ def write_model(path, nbytes, seed):
     return loader_hash(data)
 
 
-@pytest.fixture(scope="module")
-def engine():
+@contextlib.contextmanager
+def running_engine(args):
+    """`gpupool engine --sim ARGS` with a models folder and a simulated
+    machine of its own; yields {"url", "models", "tmp"}.  Stopped with
+    SIGTERM, it must exit 0 (under make check: with no leak)."""
     tmp = tempfile.mkdtemp(prefix="engine-", dir=os.environ.get("TMPDIR"))
     models = os.path.join(tmp, "models")
     os.mkdir(models)
@@ -51,8 +55,7 @@ def engine():
     env = dict(os.environ, GPUPOOL_SIM_STATE=os.path.join(tmp, "sim.state"))
     log = open(os.path.join(tmp, "log"), "w+")
     proc = subprocess.Popen([GPUPOOL, "engine", "--sim", "--models-dir", models, "--listen",
-                             "127.0.0.1:0", "--ready-file", ready, "--verify", "--host-cache",
-                             "8MiB", "--chunk", "64KiB", "--streams", "3", "-v"],
+                             "127.0.0.1:0", "--ready-file", ready, "-v"] + args,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def is_ready():
@@ -68,13 +71,19 @@ def engine():
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            assert proc.wait(timeout=15) == 0
+            assert proc.wait(timeout=20) == 0
         finally:
             if proc.poll() is None:
                 proc.kill()
             log.close()
             shutil.rmtree(tmp, ignore_errors=True)
 
+
+@pytest.fixture(scope="module")
+def engine():
+    with running_engine(["--verify", "--host-cache", "8MiB", "--chunk", "64KiB",
+                         "--streams", "3"]) as e:
+        yield e
 
 def call(engine, method, path, body=None):
     data = json.dumps(body).encode() if isinstance(body, (dict, list)) else body

@@ -4,57 +4,24 @@ one message at a time), rejects what is not a request, stops consuming when
 unloaded (messages then wait in the queue) and resumes when loaded again."""
 import json
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 
 import pytest
 
-from scaler_kit import GPUPOOL, until
-from test_engine import call, model, settled, write_model
+from scaler_kit import until
+from test_engine import call, model, running_engine, settled, write_model
 from test_scaler_broker import broker  # noqa: F401 (the fixture: a real RabbitMQ)
 
 pika = pytest.importorskip("pika")
 
 
 @pytest.fixture(scope="module")
-def engine(broker):
-    tmp = tempfile.mkdtemp(prefix="engine-", dir=os.environ.get("TMPDIR"))
-    models = os.path.join(tmp, "models")
-    os.mkdir(models)
-    ready = os.path.join(tmp, "ready")
-    pw = os.path.join(tmp, "pw")
-    with open(pw, "w") as f:
-        f.write("guest\n")
-    env = dict(os.environ, GPUPOOL_SIM_STATE=os.path.join(tmp, "sim.state"))
-    log = open(os.path.join(tmp, "log"), "w+")
-    proc = subprocess.Popen([GPUPOOL, "engine", "--sim", "--models-dir", models, "--listen",
-                             "127.0.0.1:0", "--ready-file", ready, "--amqp",
-                             "127.0.0.1:%d" % broker.amqp, "--amqp-password-file", pw,
-                             "--svc-base", "0.01", "--svc-prefill", "0", "--svc-decode",
-                             "0.001", "-v"], env=env, stdout=log, stderr=subprocess.STDOUT)
-
-    def is_ready():
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail("gpupool engine exited with %s:\n%s" % (proc.returncode, log.read()))
-        with open(ready) as f:
-            return json.load(f)
-
-    try:
-        port = until("the engine's ready file", is_ready)["http_port"]
-        yield {"url": "http://127.0.0.1:%d" % port, "models": models}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(timeout=20) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            log.close()
-            shutil.rmtree(tmp, ignore_errors=True)
-
+def engine(broker, tmp_path_factory):
+    pw = tmp_path_factory.mktemp("amqp") / "pw"
+    pw.write_text("guest\n")
+    with running_engine(["--amqp", "127.0.0.1:%d" % broker.amqp, "--amqp-password-file",
+                         str(pw), "--svc-base", "0.01", "--svc-prefill", "0",
+                         "--svc-decode", "0.001"]) as e:
+        yield e
 
 @pytest.fixture
 def channel(broker):
