@@ -53,6 +53,7 @@
  * Output: a table per workload, warm-up and HPA behaviour; the verdicts of
  * the targets; JSON (--json) and plot data for gnuplot (--plot-dir).
  */
+#include "lib/numopt.h"
 #include "lib/rng.h"
 #include "scaler/burst.h"
 #include "scaler/forecast.h"
@@ -1647,23 +1648,6 @@ static const char usage_text[] =
 	"  --timeline FILE     write every run's state every 5 s as CSV (large)\n"
 	"  --help              this text\n";
 
-/* A number within [lo, hi], the whole argument; names the option on error. */
-static int opt_double(const char *name, const char *arg, double lo, double hi, double *out)
-{
-	char *end;
-	double v;
-
-	errno = 0;
-	v = strtod(arg, &end);
-	if (end == arg || *end != '\0' || errno || !isfinite(v) || v < lo || v > hi) {
-		fprintf(stderr, "autoscale: --%s %s: expected a number in [%g, %g]\n", name, arg,
-			lo, hi);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
-
 /* Split a comma-separated list into at most MAX_LIST items, in `buf`.
  * Returns the count, or -1 after naming the option. */
 static int split_list(const char *opt, const char *arg, char buf[256], char *items[MAX_LIST])
@@ -1698,7 +1682,7 @@ static int opt_list(const char *opt, const char *arg, double lo, double hi, doub
 	if (k < 0)
 		return -1;
 	for (int i = 0; i < k; i++)
-		if (opt_double(opt, items[i], lo, hi, &out[i]))
+		if (numopt_parse("autoscale", opt, items[i], lo, hi, &out[i]))
 			return -1;
 	*n = (size_t)k;
 	return 0;
@@ -1739,12 +1723,7 @@ enum {
 };
 
 /* Numeric options: where each goes and its bounds (table, not if-chain). */
-static const struct numopt {
-	int id;
-	const char *name;
-	size_t off;
-	double lo, hi;
-} numopts[] = {
+static const struct numopt numopts[] = {
 #define NO(id, name, field, lo, hi) {id, name, offsetof(struct opts, field), lo, hi}
 	NO(O_SYNC, "sync", sync, 5, 3600),
 	NO(O_POLL, "poll", poll, 5, 3600),
@@ -1837,17 +1816,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	for (size_t i = 0; i < NHPA; i++)
 		hnames[i] = hpa_modes[i].name;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		const struct numopt *n = NULL;
 		unsigned long long v;
+		int rc = numopt_apply("autoscale", numopts, sizeof numopts / sizeof *numopts, c,
+				      optarg, o);
 
-		for (size_t i = 0; i < sizeof numopts / sizeof *numopts; i++)
-			if (numopts[i].id == c)
-				n = &numopts[i];
-		if (n) {
-			if (opt_double(n->name, optarg, n->lo, n->hi, (double *)((char *)o + n->off)))
-				return 2;
+		if (rc < 0)
+			return 2;
+		if (rc > 0)
 			continue;
-		}
 		switch (c) {
 		case O_TRACE: o->trace = optarg; break;
 		case O_JSON: o->json = optarg; break;

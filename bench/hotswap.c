@@ -41,6 +41,7 @@
  * the runs on --engines); in the table's output and the JSON, and as gnuplot
  * data with --plot-dir (bench/lib/hotswap-plot.sh draws them).
  */
+#include "lib/numopt.h"
 #include "lib/rng.h"
 #include "scaler/forecast.h"
 #include "swap/planner.h"
@@ -114,12 +115,7 @@ enum {
 };
 
 /* Numeric options: where each goes and its bounds. */
-static const struct numopt {
-	int id;
-	const char *name;
-	size_t off;
-	double lo, hi;
-} numopts[] = {
+static const struct numopt numopts[] = {
 #define NO(id, name, field, lo, hi) {id, name, offsetof(struct opts, field), lo, hi}
 	NO(O_HOURS, "hours", hours, 0.1, 24),
 	NO(O_ENGINE_GB, "engine-gb", engine_gb, 1, 1e4),
@@ -300,23 +296,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int c;
 
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		int done = 0;
-		for (size_t i = 0; i < sizeof numopts / sizeof *numopts && !done; i++) {
-			const struct numopt *n = &numopts[i];
-			char *end;
-			double v;
-			if (n->id != c)
-				continue;
-			errno = 0;
-			v = strtod(optarg, &end);
-			if (end == optarg || *end || errno || !isfinite(v) || v < n->lo || v > n->hi) {
-				fprintf(stderr, "hotswap: --%s %s: expected a number in [%g, %g]\n",
-					n->name, optarg, n->lo, n->hi);
-				return 2;
-			}
-			*(double *)((char *)o + n->off) = v;
-			done = 1;
-		}
+		int done = numopt_apply("hotswap", numopts, sizeof numopts / sizeof *numopts, c,
+					optarg, o);
+
+		if (done < 0)
+			return 2;
 		for (size_t i = 0; i < sizeof intopts / sizeof *intopts && !done; i++) {
 			const struct intopt *n = &intopts[i];
 			char *end;
